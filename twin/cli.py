@@ -1,0 +1,59 @@
+"""The ``twin`` command line (thin: parses arguments, calls the package, prints with units)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def _progress_printer(label):
+    start = time.perf_counter()
+
+    def report(done, total):
+        elapsed = time.perf_counter() - start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else float("nan")
+        print(f"\r{label}: step {done}/{total} ({100 * done / total:5.1f} %), "
+              f"{elapsed:7.1f} s elapsed, ETA {eta:7.1f} s", end="", file=sys.stderr, flush=True)
+        if done >= total:
+            print(file=sys.stderr)
+
+    return report
+
+
+def _dem(args):
+    from twin.io.case import load_case
+    from twin.io.run_folder import run_case
+
+    case = load_case(args.case)
+    summary = run_case(case, args.out, progress=_progress_printer(case.name))
+    print(f"{summary['particles']} particles, {summary['steps']} steps of {summary['dt_us']:g} µs "
+          f"({summary['precision']}, {summary['platform']}): "
+          f"{summary['wall_seconds_total']:.1f} s, "
+          f"{summary['particle_steps_per_second']:.3g} particle-steps/s")
+    for wall in summary["walls"]:
+        print(f"  wall {wall['name']}: z = {wall['z_um_final']:.4f} µm, "
+              f"F_z = {wall['force_z_nN_final'] * 1e-3:.4g} µN")
+    print(f"run folder: {Path(args.out).resolve()}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="twin", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    dem = commands.add_parser("dem", help="run a DEM case file (TOML) into a run folder")
+    dem.add_argument("case", help="case file (TOML); see twin/io/case.py for the keys")
+    dem.add_argument("--out", required=True, help="run folder to write")
+    dem.set_defaults(handler=_dem)
+    args = parser.parse_args(argv)
+    try:
+        args.handler(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"twin {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

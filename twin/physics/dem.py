@@ -1,0 +1,248 @@
+"""Discrete element dynamics of spheres between plane walls: state, forces, velocity Verlet.
+
+Everything here is a pure function of (state, parameters), jit-compiled by the caller; the time
+loop is a ``lax.scan``. The Python driver that re-allocates neighbour lists and stops on NaN is
+:mod:`twin.physics.simulate`.
+
+Time integration is LIGGGHTS/LAMMPS ``fix nve/sphere`` (velocity Verlet, I = 2/5 m r²):
+
+    v(n+½) = v(n) + dt F(n) / 2m,      ω(n+½) = ω(n) + dt T(n) / 2I
+    x(n+1) = x(n) + dt v(n+½)           (walls move by dt · v_wall)
+    F(n+1), T(n+1) from x(n+1), v(n+½), ω(n+½)     (damping sees the half-step velocity)
+    v(n+1) = v(n+½) + dt F(n+1) / 2m,  ω(n+1) = ω(n+½) + dt T(n+1) / 2I
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax import Array, lax
+
+from twin.physics.cohesion import sphere_contact_area, wall_contact_area
+from twin.physics.contact import granular_contact
+from twin.physics.materials import Materials, PairTable, pair_table
+from twin.physics.neighbors import (NeighborSpec, PairList, build_pairs, carry_shear_history,
+                                    needs_rebuild)
+from twin.physics.space import Box, minimum_image, wrap_positions
+
+INERTIA_FACTOR = 0.4
+
+
+class Spheres(eqx.Module):
+    """Particles: kinematics (µm, µm/µs, rad/µs), last forces/torques, and fixed properties."""
+
+    position: Array
+    velocity: Array
+    angular_velocity: Array
+    force: Array
+    torque: Array
+    radius: Array
+    mass: Array
+    type: Array
+
+    @property
+    def count(self) -> int:
+        return self.position.shape[0]
+
+
+class Walls(eqx.Module):
+    """Infinite planes z = z_w with outward normal ±z (+1: a floor, particles above it)."""
+
+    z: Array
+    velocity_z: Array
+    normal_z: Array
+    type: Array
+
+
+class DEMState(eqx.Module):
+    """Everything that evolves in a DEM run."""
+
+    spheres: Spheres
+    walls: Walls
+    wall_force: Array
+    neighbors: PairList
+    pair_shear: Array
+    wall_shear: Array
+    step: Array
+    bad_step: Array
+    bad_particle: Array
+
+
+class DEMConfig(eqx.Module):
+    """Static settings: time step (µs), cohesion model, and the neighbour layout."""
+
+    dt: float = eqx.field(static=True)
+    cohesion: str = eqx.field(static=True)
+
+
+def _pair_forces(spheres: Spheres, pair_list: PairList, shear, table: PairTable, box: Box,
+                 cohesion: str, dt: float):
+    n = spheres.count
+    valid = pair_list.pairs[:, 0] < n
+    i = jnp.where(valid, pair_list.pairs[:, 0], 0)
+    j = jnp.where(valid, pair_list.pairs[:, 1], 0)
+    r_i, r_j = spheres.radius[i], spheres.radius[j]
+    d = minimum_image(spheres.position[i] - spheres.position[j], box)
+    distance_sq = jnp.sum(d * d, axis=-1)
+    usable = valid & (distance_sq > 0.0)
+    distance = jnp.sqrt(jnp.where(usable, distance_sq, 1.0))
+    overlap = jnp.where(usable, r_i + r_j - distance, -1.0)
+    normal = d / distance[:, None]
+    lever_i, lever_j = r_i - 0.5 * overlap, r_j - 0.5 * overlap
+    omega = spheres.angular_velocity
+    rotational = lever_i[:, None] * omega[i] + lever_j[:, None] * omega[j]
+    m_i, m_j = spheres.mass[i], spheres.mass[j]
+    t_i, t_j = spheres.type[i], spheres.type[j]
+    area = sphere_contact_area(cohesion, jnp.maximum(overlap, 0.0), distance, r_i, r_j)
+    force, tangential, new_shear = granular_contact(
+        normal, overlap, spheres.velocity[i] - spheres.velocity[j], rotational,
+        r_i * r_j / (r_i + r_j), m_i * m_j / (m_i + m_j), area, shear,
+        table.e_star[t_i, t_j], table.g_star[t_i, t_j], table.beta[t_i, t_j],
+        table.friction[t_i, t_j], table.cohesion_energy_density[t_i, t_j], dt)
+    moment = jnp.cross(normal, tangential)
+    total_force = jnp.zeros_like(spheres.position).at[i].add(force).at[j].add(-force)
+    total_torque = (jnp.zeros_like(spheres.position).at[i].add(-lever_i[:, None] * moment)
+                    .at[j].add(-lever_j[:, None] * moment))
+    return total_force, total_torque, new_shear
+
+
+def _wall_forces(spheres: Spheres, walls: Walls, shear, table: PairTable, cohesion: str,
+                 dt: float):
+    """Forces of every wall on every sphere; shear history has shape (N, W, 3)."""
+    n, n_walls = spheres.count, walls.z.shape[0]
+    gap = (spheres.position[:, 2:3] - walls.z[None, :]) * walls.normal_z[None, :]
+    overlap = (spheres.radius[:, None] - gap).ravel()
+    radius = jnp.repeat(spheres.radius, n_walls)
+    normal = jnp.zeros((n * n_walls, 3), overlap.dtype).at[:, 2].set(
+        jnp.tile(walls.normal_z, n))
+    wall_velocity = jnp.zeros((n_walls, 3), overlap.dtype).at[:, 2].set(walls.velocity_z)
+    relative = (spheres.velocity[:, None, :] - wall_velocity[None]).reshape(-1, 3)
+    lever = radius - 0.5 * overlap
+    omega = jnp.repeat(spheres.angular_velocity, n_walls, axis=0)
+    t_i = jnp.repeat(spheres.type, n_walls)
+    t_w = jnp.tile(walls.type, n)
+    area = wall_contact_area(cohesion, jnp.maximum(overlap, 0.0), radius)
+    force, tangential, new_shear = granular_contact(
+        normal, overlap, relative, lever[:, None] * omega, radius, jnp.repeat(spheres.mass, n_walls),
+        area, shear.reshape(-1, 3), table.e_star[t_i, t_w], table.g_star[t_i, t_w],
+        table.beta[t_i, t_w], table.friction[t_i, t_w], table.cohesion_energy_density[t_i, t_w],
+        dt)
+    torque = -lever[:, None] * jnp.cross(normal, tangential)
+    force = force.reshape(n, n_walls, 3)
+    return (force.sum(axis=1), torque.reshape(n, n_walls, 3).sum(axis=1),
+            new_shear.reshape(n, n_walls, 3), -force.sum(axis=0))
+
+
+def contact_forces(state: DEMState, table: PairTable, box: Box, config: DEMConfig):
+    """Total force and torque on each sphere, updated histories, and the force on each wall."""
+    s = state.spheres
+    pair_force, pair_torque, pair_shear = _pair_forces(s, state.neighbors, state.pair_shear,
+                                                       table, box, config.cohesion, config.dt)
+    wall_force_on_spheres, wall_torque, wall_shear, force_on_walls = _wall_forces(
+        s, state.walls, state.wall_shear, table, config.cohesion, config.dt)
+    return (pair_force + wall_force_on_spheres, pair_torque + wall_torque, pair_shear, wall_shear,
+            force_on_walls)
+
+
+def initial_state(spheres: Spheres, walls: Walls, pair_list: PairList, materials: Materials,
+                  box: Box, config: DEMConfig) -> DEMState:
+    """State at step 0 with the set-up forces (LAMMPS ``setup``: histories are not advanced)."""
+    n, n_walls, dtype = spheres.count, walls.z.shape[0], spheres.position.dtype
+    state = DEMState(
+        spheres=spheres, walls=walls, wall_force=jnp.zeros((n_walls, 3), dtype),
+        neighbors=pair_list, pair_shear=jnp.zeros((pair_list.pairs.shape[0], 3), dtype),
+        wall_shear=jnp.zeros((n, n_walls, 3), dtype), step=jnp.asarray(0),
+        bad_step=jnp.asarray(-1), bad_particle=jnp.asarray(-1))
+    force, torque, _, _, wall_force = contact_forces(state, pair_table(materials), box, config)
+    spheres = eqx.tree_at(lambda s: (s.force, s.torque), spheres, (force, torque))
+    return eqx.tree_at(lambda st: (st.spheres, st.wall_force), state, (spheres, wall_force))
+
+
+def _rebuild(state: DEMState, position, box: Box, spec: NeighborSpec):
+    fresh = build_pairs(position, state.spheres.radius, box, spec)
+    shear = carry_shear_history(state.neighbors.pairs, state.pair_shear, fresh.pairs,
+                                state.spheres.count)
+    fresh = eqx.tree_at(lambda p: p.overflow, fresh, fresh.overflow | state.neighbors.overflow)
+    return fresh, shear
+
+
+def step(state: DEMState, table: PairTable, box: Box, spec: NeighborSpec,
+         config: DEMConfig) -> DEMState:
+    """One velocity-Verlet step (see the module docstring). A step that produces a non-finite
+    value is not taken: the state freezes and ``bad_step``/``bad_particle`` record where."""
+    s, dt = state.spheres, config.dt
+    inverse_mass = (1.0 / s.mass)[:, None]
+    inverse_inertia = (1.0 / (INERTIA_FACTOR * s.mass * s.radius**2))[:, None]
+    velocity = s.velocity + 0.5 * dt * s.force * inverse_mass
+    angular_velocity = s.angular_velocity + 0.5 * dt * s.torque * inverse_inertia
+    position = wrap_positions(s.position + dt * velocity, box)
+    walls = eqx.tree_at(lambda w: w.z, state.walls, state.walls.z + dt * state.walls.velocity_z)
+    neighbors, pair_shear = lax.cond(
+        needs_rebuild(position, state.neighbors.reference_position, box, spec.skin),
+        lambda: _rebuild(state, position, box, spec),
+        lambda: (state.neighbors, state.pair_shear))
+    moved = DEMState(
+        spheres=eqx.tree_at(lambda x: (x.position, x.velocity, x.angular_velocity), s,
+                            (position, velocity, angular_velocity)),
+        walls=walls, wall_force=state.wall_force, neighbors=neighbors, pair_shear=pair_shear,
+        wall_shear=state.wall_shear, step=state.step + 1, bad_step=state.bad_step,
+        bad_particle=state.bad_particle)
+    force, torque, pair_shear, wall_shear, wall_force = contact_forces(moved, table, box, config)
+    velocity = velocity + 0.5 * dt * force * inverse_mass
+    angular_velocity = angular_velocity + 0.5 * dt * torque * inverse_inertia
+    new = eqx.tree_at(
+        lambda st: (st.spheres.velocity, st.spheres.angular_velocity, st.spheres.force,
+                    st.spheres.torque, st.pair_shear, st.wall_shear, st.wall_force),
+        moved, (velocity, angular_velocity, force, torque, pair_shear, wall_shear, wall_force))
+    finite = jnp.all(jnp.isfinite(jnp.concatenate([position, velocity, angular_velocity], axis=1)),
+                     axis=1)
+    healthy = jnp.all(finite) & (state.bad_step < 0)
+    first_failure = jnp.all(finite) | (state.bad_step >= 0)
+    kept = jax.tree_util.tree_map(lambda a, b: jnp.where(healthy, a, b), new, state)
+    return eqx.tree_at(
+        lambda st: (st.bad_step, st.bad_particle), kept,
+        (jnp.where(first_failure, state.bad_step, state.step + 1),
+         jnp.where(first_failure, state.bad_particle, jnp.argmin(finite))))
+
+
+class Record(eqx.Module):
+    """What a run records every ``record_every`` steps (particle arrays only if requested)."""
+
+    step: Array
+    wall_z: Array
+    wall_force: Array
+    position: Array | None
+    velocity: Array | None
+    angular_velocity: Array | None
+    force: Array | None
+
+
+def _record(state: DEMState, particles: bool) -> Record:
+    s = state.spheres
+    return Record(state.step, state.walls.z, state.wall_force,
+                  s.position if particles else None, s.velocity if particles else None,
+                  s.angular_velocity if particles else None, s.force if particles else None)
+
+
+def run(state: DEMState, materials: Materials, box: Box, spec: NeighborSpec, config: DEMConfig,
+        n_records: int, record_every: int, record_particles: bool = True,
+        checkpoint: bool = False) -> tuple[DEMState, Record]:
+    """Advance ``n_records × record_every`` steps; return the final state and the records.
+
+    Pure and differentiable with respect to ``materials`` and the state. With ``checkpoint``
+    the inner ``record_every`` steps are rematerialised in the backward pass, so reverse-mode
+    memory grows with ``n_records`` rather than with the number of steps.
+    """
+    table = pair_table(materials)
+
+    def advance(current, _):
+        return step(current, table, box, spec, config), None
+
+    def block(current, _):
+        current, _ = lax.scan(advance, current, None, length=record_every)
+        return current, _record(current, record_particles)
+
+    if checkpoint:
+        block = jax.checkpoint(block)
+    return lax.scan(block, state, None, length=n_records)

@@ -1,0 +1,47 @@
+"""Mindlin tangential spring with shear history and Coulomb truncation (LIGGGHTS
+``tangential history``).
+
+Per contact a tangential displacement ξ is stored. Each step, with the relative tangential
+velocity at the contact point v_tr:
+
+    ξ ← ξ + v_tr dt,   ξ ← ξ - (ξ·n) n          (projected onto the tangent plane; the magnitude
+                                                 is not restored, as in LIGGGHTS 3.8)
+    k_t = 8 G* sqrt(R* δ),   γ_t = -2 sqrt(5/6) β sqrt(k_t m*)
+    F_t = -k_t ξ
+    if |F_t| > μ |F_n|:  F_t ← F_t μ|F_n| / |F_t|,  ξ ← -F_t / k_t   (sliding, no damping)
+    else:                F_t ← F_t - γ_t v_tr                           (sticking, damped)
+
+|F_n| is the Hertz force without cohesion. The history is zeroed when the contact opens.
+References: Mindlin & Deresiewicz (1953); LIGGGHTS ``tangential_model_history.h``;
+``../shared/FACTS.md``.
+"""
+
+import jax.numpy as jnp
+
+from twin.physics.materials import SQRT_FIVE_SIXTHS
+
+
+def _safe_norm(vectors):
+    squared = jnp.sum(vectors * vectors, axis=-1)
+    positive = squared > 0.0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
+
+
+def tangential_history_force(shear, tangential_velocity, normal, normal_force, sqrt_r_overlap,
+                             m_eff, g_star, beta, friction, dt):
+    """Return (F_t (K,3), updated shear history (K,3)) for touching contacts."""
+    shear = shear + tangential_velocity * dt
+    shear = shear - jnp.sum(shear * normal, axis=-1, keepdims=True) * normal
+    k_t = 8.0 * g_star * sqrt_r_overlap
+    gamma_t = -2.0 * SQRT_FIVE_SIXTHS * beta * jnp.sqrt(k_t * m_eff)
+    spring = -k_t[:, None] * shear
+    spring_magnitude = _safe_norm(spring)
+    friction_limit = friction * jnp.abs(normal_force)
+    sliding = spring_magnitude > friction_limit
+    ratio = friction_limit / jnp.where(sliding, spring_magnitude, 1.0)
+    sliding_force = spring * ratio[:, None]
+    sticking_force = spring - gamma_t[:, None] * tangential_velocity
+    force = jnp.where(sliding[:, None], sliding_force, sticking_force)
+    slid_shear = -sliding_force / jnp.where(k_t > 0.0, k_t, 1.0)[:, None]
+    shear = jnp.where(sliding[:, None], slid_shear, shear)
+    return force, shear
