@@ -30,9 +30,10 @@ def lattice_gas(n_side=10, spacing=2.5, radius=1.0, density=2.5, speed=0.5, seed
                 steps=steps, trajectory_every=steps, walls_every=steps, velocity=velocity)
 
 
-def pressed_column(n_per_layer=3, layers=2, plate_speed=-0.5, steps=400, cohesion="sjkr2",
-                   seed=1):
-    """A few AM/CBD spheres on an Al floor under a descending steel plate (periodic x, y)."""
+def pressed_column(n_columns=3, plate_speed=-1.0, steps=1000, cohesion="sjkr2", seed=1):
+    """Columns of an AM sphere (floor contact) under a CBD sphere, pressed by a steel plate that
+    starts touching the tallest column; every sphere starts exactly touching its neighbours.
+    Periodic in x and y; Table 2 materials with friction raised to 0.3 so that sliding matters."""
     rng = np.random.default_rng(seed)
     names = ("CBD", "AM", "Al", "steel")
     materials = Materials.from_types(
@@ -40,24 +41,25 @@ def pressed_column(n_per_layer=3, layers=2, plate_speed=-0.5, steps=400, cohesio
         np.array([0.15, 0.15, 0.5, 0.78]), np.array([0.3, 0.3, 1.2, 0.76]),
         np.array([7e4, 6e5, 5.5e5, 6e5]))
     positions, radii, types = [], [], []
-    z = 0.0
-    for layer in range(layers):
-        r = 1.5 if layer % 2 == 0 else 0.65
-        for k in range(n_per_layer):
-            positions.append([2.0 + 4.0 * k + rng.uniform(-0.3, 0.3),
-                              2.0 + rng.uniform(-0.3, 0.3), z + r])
-            radii.append(r)
-            types.append(1 if r > 1 else 0)
-        z += 2 * r * 0.97
-    positions, radii = np.array(positions), np.array(radii)
+    for k in range(n_columns):
+        r_am, r_cbd = 1.5 + 0.1 * k, 0.65
+        x, y = 2.5 + 5.0 * k, 2.5
+        positions.append([x, y, r_am - 0.002])   # slightly pressed into the floor
+        # the CBD sphere sits slightly off-axis so that the contact is oblique
+        dx = rng.uniform(0.2, 0.4)
+        dz = np.sqrt((r_am + r_cbd) ** 2 - dx**2)
+        positions.append([x + dx, y, r_am + dz])
+        radii += [r_am, r_cbd]
+        types += [1, 0]
+    positions, radii, types = np.array(positions), np.array(radii), np.array(types)
     top = float((positions[:, 2] + radii).max())
-    density = np.where(np.array(types) == 1, 4.65, 0.93)
-    return Case(name="pressed_column", ids=np.arange(1, len(radii) + 1), types=np.array(types),
+    density = np.where(types == 1, 4.65, 0.93)
+    return Case(name="pressed_column", ids=np.arange(1, len(radii) + 1), types=types,
                 radius=radii, density=density, position=positions,
-                box=Box(np.array([0.0, 0.0, -1.0]), np.array([4.0 * n_per_layer, 12.0, top + 5.0]),
+                box=Box(np.array([0.0, 0.0, -1.0]), np.array([5.0 * n_columns, 13.0, top + 5.0]),
                         (True, True, False)),
                 materials=materials,
                 walls=[WallSpec("floor", 2, 0.0, 1.0, 0.0),
-                       WallSpec("plate", 3, top + 0.02, -1.0, plate_speed)],
+                       WallSpec("plate", 3, top, -1.0, plate_speed)],
                 cohesion=cohesion, dt=1e-4, steps=steps, trajectory_every=steps,
                 walls_every=steps // 10)

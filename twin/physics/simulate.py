@@ -71,11 +71,15 @@ _run_chunk = eqx.filter_jit(run)
 
 
 def _reallocate(state: DEMState, box: Box, spec: NeighborSpec):
-    """Twice the cell and pair capacity, list rebuilt from ``state``; shear history carried."""
+    """A layout with room for the current counts (and at least twice the old capacities), the
+    list rebuilt from ``state``; shear history carried by pair identity."""
     s = state.spheres
+    position, radius = np.asarray(s.position), np.asarray(s.radius)
+    needed, _ = allocate_neighbors(position, radius, box, spec.skin, growth=1.5)
     new_spec, pair_list = allocate_neighbors(
-        np.asarray(s.position), np.asarray(s.radius), box, spec.skin,
-        cell_capacity=2 * spec.cell_capacity, pair_capacity=2 * spec.pair_capacity)
+        position, radius, box, spec.skin,
+        cell_capacity=max(needed.cell_capacity, 2 * spec.cell_capacity),
+        pair_capacity=max(needed.pair_capacity, 2 * spec.pair_capacity))
     shear = carry_shear_history(state.neighbors.pairs, state.pair_shear, pair_list.pairs,
                                 s.count)
     return new_spec, eqx.tree_at(lambda st: (st.neighbors, st.pair_shear), state,
