@@ -143,16 +143,8 @@ class Case:
                 k = int(np.argmax(behind))
                 raise ValueError(
                     f"wall {wall.name!r} at z = {wall.z:.6g} µm has particle id {self.ids[k]} "
-                    f"(z = {self.position[k, 2]:.6g} µm) behind it: move the wall past the "
-                    "particles")
-        floors = [w for w in self.walls if w.normal_z > 0]
-        ceilings = [w for w in self.walls if w.normal_z < 0]
-        for floor in floors:
-            for ceiling in ceilings:
-                if ceiling.z <= floor.z:
-                    raise ValueError(
-                        f"walls overlap: ceiling {ceiling.name!r} at z = {ceiling.z:.6g} µm is not "
-                        f"above floor {floor.name!r} at z = {floor.z:.6g} µm")
+                    f"(z = {self.position[k, 2]:.6g} µm) behind it: place every floor below and every "
+                    "ceiling above all particles (walls must not overlap or cross the packing)")
         check_time_step(self.dt, self.radius, self.density, self.types, self.materials,
                         self.rayleigh_fraction)
 

@@ -145,6 +145,15 @@ def contact_forces(state: DEMState, table: PairTable, box: Box, config: DEMConfi
             force_on_walls)
 
 
+def setup_forces(state: DEMState, materials: Materials, box: Box, config: DEMConfig):
+    """Forces, torques and wall forces of the current state without advancing any shear history
+    (LAMMPS/LIGGGHTS ``setup``: a tangential force is then only the damping term -γ_t v_t)."""
+    frozen_history = DEMConfig(0.0, config.cohesion)
+    force, torque, _, _, wall_force = contact_forces(state, pair_table(materials), box,
+                                                     frozen_history)
+    return force, torque, wall_force
+
+
 def initial_state(spheres: Spheres, walls: Walls, pair_list: PairList, materials: Materials,
                   box: Box, config: DEMConfig) -> DEMState:
     """State at step 0 with the set-up forces (LAMMPS ``setup``: histories are not advanced)."""
@@ -154,7 +163,7 @@ def initial_state(spheres: Spheres, walls: Walls, pair_list: PairList, materials
         neighbors=pair_list, pair_shear=jnp.zeros((pair_list.pairs.shape[0], 3), dtype),
         wall_shear=jnp.zeros((n, n_walls, 3), dtype), step=jnp.asarray(0),
         bad_step=jnp.asarray(-1), bad_particle=jnp.asarray(-1))
-    force, torque, _, _, wall_force = contact_forces(state, pair_table(materials), box, config)
+    force, torque, wall_force = setup_forces(state, materials, box, config)
     spheres = eqx.tree_at(lambda s: (s.force, s.torque), spheres, (force, torque))
     return eqx.tree_at(lambda st: (st.spheres, st.wall_force), state, (spheres, wall_force))
 

@@ -94,9 +94,9 @@ class Materials(eqx.Module):
             values = np.asarray(values)
             bad = ~ok(values)
             if bad.any():
-                where = np.argwhere(bad)[0]
-                raise ValueError(f"material {label}{list(where)} = {values[tuple(where)]} {rule} "
-                                 f"(types {self.names})")
+                where = tuple(int(k) for k in np.argwhere(bad)[0])
+                types = "–".join(self.names[k] for k in where)
+                raise ValueError(f"material {label} of {types} = {values[where]} {rule}")
 
 
 def effective_youngs_modulus(E_i, nu_i, E_j, nu_j):

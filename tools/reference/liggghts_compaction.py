@@ -1,0 +1,550 @@
+#!/usr/bin/env python3
+"""Many-particle LIGGGHTS 3.8 reference: compaction of the small example electrode by a steel plate.
+
+Produces ``tests/golden/liggghts/compaction_small/``:
+
+* ``initial.csv``  dense relaxed packing (result of the preparation, the start of the measured stage)
+* ``case.json``    everything needed to rerun the measured stage (materials, walls, plate schedule)
+* ``walls.csv``    total particle force on each wall (fix mesh/surface/stress), every dump_every steps
+* ``final.csv``    particle state at the end of the measured stage
+* ``timing.json``  LIGGGHTS wall time of the measured stage on 1 (and 2) MPI ranks
+* ``in.prepare.liggghts``, ``in.measure.liggghts``  the generated LIGGGHTS inputs (for the record)
+
+Everything is in LIGGGHTS ``units micro`` (µm, µs, pg; force 1e-9 N, pressure 1e3 Pa).
+
+Protocol (see ``tools/reference/README.md``):
+
+1. Read the authors' random initial structure (3945 spheres, box 80×80×200 µm), set the stage
+   diameters (CBD 1.3 µm; AM 2.5 … 10.35 µm by class, no 2 % expansion) and count overlaps.
+2. numpy: shrink the box laterally to ``LATERAL`` µm (x, y scaled by LATERAL/80) and z into
+   [0, 100] µm (the authors' own drying shrinks all three dimensions; an 80×80 µm film of this
+   solid volume would be 7 µm thick, thinner than the largest particle), then push overlapping
+   pairs apart until no overlap is left.
+3. LIGGGHTS preparation (real materials throughout): sediment under an artificial body force onto
+   the Al floor, press with the steel plate until a target pressure or thickness, lift the plate,
+   switch the body force off and relax (viscous damping, then undamped) until at rest.
+4. LIGGGHTS measured stage from ``initial.csv`` at rest (fresh start: zero velocity, no contact
+   history): steel plate starts GAP above the highest particle top, moves down at V_PLATE for
+   LOAD_STEPS, then up at V_PLATE for UNLOAD_STEPS.
+
+Usage: python3 tools/reference/liggghts_compaction.py [--workdir DIR] [--skip-prepare] [--np2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data" / "artistic" / "small_electrode_initial.data"
+OUT = ROOT / "tests" / "golden" / "liggghts" / "compaction_small"
+LIGGGHTS = shutil.which("liggghts") or "/usr/bin/liggghts"
+
+# ---- stage recipe -------------------------------------------------------------------------------
+CLASS_DIAMETER = {1: 1.3, 2: 2.5, 3: 3.5, 4: 4.5, 5: 5.86, 6: 8.28, 7: 10.35}   # µm, by data type
+DENSITY = {1: 0.93, 2: 4.65}                                                      # pg/µm³ by twin type
+TYPE_NAMES = ["CBD", "AM", "Al", "steel"]                                         # types 1..4
+YOUNG = [2e6, 200e6, 69e6, 200e6]          # micro (1 GPa = 1e6)
+POISSON = [0.5, 0.3, 0.3, 0.3]             # LIGGGHTS 3.8 accepts 0.5 (checked)
+RESTITUTION = [0.15, 0.15, 0.5, 0.78]
+FRICTION = [0.001, 0.001, 1.2, 0.76]
+CED = [7e4, 6e5, 5.5e5, 6e5]               # micro (1e3 J/m³)
+
+LATERAL = 32.0        # µm, periodic box edge in x and y after the lateral shrink (80 × 0.4)
+PREP_Z_TOP = 100.0    # µm, gas is mapped into z in [0, PREP_Z_TOP] before sedimentation
+DT = 1e-4             # µs
+GAP = 0.05            # µm, plate start above the highest particle top
+V_PLATE = 1.0         # µm/µs (= m/s)
+COMPRESSION = 0.15    # fraction of the layer thickness the plate travels after contact
+DUMP_EVERY = 100      # steps between walls.csv rows
+
+
+def pair_matrix(values):
+    v = np.asarray(values, float)
+    return np.sqrt(v[:, None] * v[None, :])
+
+
+# ---- input data ---------------------------------------------------------------------------------
+def read_authors_data(path=DATA):
+    lines = path.read_text().splitlines()
+    start = next(k for k, line in enumerate(lines) if line.startswith("Atoms"))
+    n = int(next(line.split()[0] for line in lines if line.strip().endswith("atoms")))
+    rows = np.array([line.split()[:7] for line in lines[start + 2:start + 2 + n]], float)
+    ids = rows[:, 0].astype(int)
+    cls = rows[:, 1].astype(int)
+    pos = rows[:, 4:7].copy()
+    radius = np.array([CLASS_DIAMETER[c] for c in cls]) / 2.0
+    return ids, cls, radius, pos
+
+
+def pair_overlaps(pos, radius, box_xy, periodic_z=None):
+    """All overlapping pairs (i<j), periodic in x, y (and z if periodic_z is a length)."""
+    from scipy.spatial import cKDTree
+    q = pos.copy()
+    q[:, :2] = np.mod(q[:, :2] + box_xy / 2, box_xy)
+    if periodic_z is None:
+        q[:, 2] -= q[:, 2].min()
+        size = [box_xy, box_xy, 1e9]
+    else:
+        q[:, 2] = np.mod(q[:, 2], periodic_z)
+        size = [box_xy, box_xy, periodic_z]
+    tree = cKDTree(q, boxsize=size)
+    pairs = tree.query_pairs(2 * radius.max() + 1e-9, output_type="ndarray")
+    d = pos[pairs[:, 0]] - pos[pairs[:, 1]]
+    d[:, :2] -= box_xy * np.round(d[:, :2] / box_xy)
+    if periodic_z is not None:
+        d[:, 2] -= periodic_z * np.round(d[:, 2] / periodic_z)
+    dist = np.linalg.norm(d, axis=1)
+    ov = radius[pairs[:, 0]] + radius[pairs[:, 1]] - dist
+    keep = ov > 0
+    return pairs[keep], ov[keep], d[keep], dist[keep]
+
+
+def overlap_report(pos, radius, box_xy, periodic_z=None):
+    pairs, ov, _, _ = pair_overlaps(pos, radius, box_xy, periodic_z)
+    if len(ov) == 0:
+        return {"pairs": 0, "max_um": 0.0, "max_rel_smaller_radius": 0.0}
+    rmin = np.minimum(radius[pairs[:, 0]], radius[pairs[:, 1]])
+    return {"pairs": int(len(ov)), "max_um": float(ov.max()),
+            "max_rel_smaller_radius": float((ov / rmin).max()),
+            "mean_rel_smaller_radius": float((ov / rmin).mean())}
+
+
+def deoverlap(pos, radius, box_xy, z_lo, z_hi, margin=0.02, max_iter=5000):
+    """Push overlapping spheres apart (mass-weighted, under-relaxed) until none overlap."""
+    p = pos.copy()
+    r_eff = radius + margin / 2
+    for it in range(max_iter):
+        p[:, :2] = np.mod(p[:, :2] + box_xy / 2, box_xy) - box_xy / 2
+        p[:, 2] = np.clip(p[:, 2], z_lo + r_eff, z_hi - r_eff)
+        pairs, ov, d, dist = pair_overlaps(p, r_eff, box_xy)
+        if len(ov) == 0:
+            return p, it
+        n = d / dist[:, None]
+        m_i, m_j = r_eff[pairs[:, 0]] ** 3, r_eff[pairs[:, 1]] ** 3
+        w_i = m_j / (m_i + m_j)
+        disp = np.zeros_like(p)
+        np.add.at(disp, pairs[:, 0], (0.6 * ov * w_i)[:, None] * n)
+        np.add.at(disp, pairs[:, 1], -(0.6 * ov * (1 - w_i))[:, None] * n)
+        p += disp
+    raise RuntimeError("de-overlap did not converge")
+
+
+# ---- LIGGGHTS files -----------------------------------------------------------------------------
+def write_stl(path, z, lateral, name):
+    a = lateral / 2
+    v = [(-a, -a, z), (a, -a, z), (a, a, z), (-a, a, z)]
+    with open(path, "w") as f:
+        f.write(f"solid {name}\n")
+        for tri in ((0, 1, 2), (0, 2, 3)):
+            f.write(" facet normal 0 0 1\n  outer loop\n")
+            for k in tri:
+                f.write("   vertex %.17g %.17g %.17g\n" % v[k])
+            f.write("  endloop\n endfacet\n")
+        f.write(f"endsolid {name}\n")
+
+
+def write_data(path, ids, types, radius, density, pos, lateral, z_lo, z_hi):
+    with open(path, "w") as f:
+        f.write("compaction_small (generated by tools/reference/liggghts_compaction.py)\n\n")
+        f.write(f"{len(ids)} atoms\n4 atom types\n\n")
+        f.write(f"{-lateral / 2!r} {lateral / 2!r} xlo xhi\n{-lateral / 2!r} {lateral / 2!r} ylo yhi\n")
+        f.write(f"{z_lo!r} {z_hi!r} zlo zhi\n\nAtoms\n\n")
+        for i, t, r, rho, (x, y, z) in zip(ids, types, radius, density, pos):
+            f.write(f"{i} {t} {2 * r!r} {rho!r} {x!r} {y!r} {z!r}\n")
+
+
+def materials_block():
+    lines = [
+        "fix m1 all property/global youngsModulus peratomtype " + " ".join(f"{v:.10g}" for v in YOUNG),
+        "fix m2 all property/global poissonsRatio peratomtype " + " ".join(f"{v:.10g}" for v in POISSON),
+    ]
+    for k, (name, vals) in enumerate((("coefficientRestitution", RESTITUTION),
+                                      ("coefficientFriction", FRICTION),
+                                      ("cohesionEnergyDensity", CED)), start=3):
+        m = pair_matrix(vals)
+        lines.append(f"fix m{k} all property/global {name} peratomtypepair 4 "
+                     + " ".join(f"{v:.17g}" for v in m.ravel()))
+    return "\n".join(lines)
+
+
+HEADER = """# generated by tools/reference/liggghts_compaction.py -- LIGGGHTS 3.8, units micro (um, us, pg)
+units           micro
+atom_style      granular
+atom_modify     map array
+boundary        p p f
+newton          off
+communicate     single vel yes
+read_data       {data}
+neighbor        {skin} bin
+neigh_modify    delay 0
+{materials}
+pair_style      gran model hertz tangential history cohesion sjkr2
+pair_coeff      * *
+timestep        {dt}
+fix             floor all mesh/surface/stress file floor.stl type 3
+fix             plate all mesh/surface/stress file plate.stl type 4
+fix             walls all wall/gran model hertz tangential history cohesion sjkr2 mesh n_meshes 2 meshes floor plate
+fix             integ all nve/sphere
+compute         ke all ke
+compute         rke all erotate/sphere
+variable        ftop equal f_plate[3]
+variable        fbot equal f_floor[3]
+thermo_style    custom step atoms c_ke c_rke f_floor[3] f_plate[3]
+thermo_modify   norm no lost error
+thermo          {thermo}
+"""
+
+
+def prepare_input(plate_start, press_bottom, press_force, lift, g):
+    """Sediment, press, lift, relax. The plate stl is written at z = plate_start."""
+    return HEADER.format(data="prep.data", skin=0.4, materials=materials_block(), dt=DT,
+                         thermo=5000) + f"""
+# ---- A: sedimentation under an artificial body force (g = {g} um/us^2), plate parked above
+fix             grav all gravity {g} vector 0 0 -1
+variable        loopA loop 60
+label           sediment
+run             5000
+variable        kpp equal c_ke/atoms
+if              "${{kpp}} < 1e-2" then "jump SELF sedimented"
+next            loopA
+jump            SELF sediment
+label           sedimented
+print           "PREP sedimented at step $(step) ke/atom ${{kpp}}"
+
+# ---- B: press with the steel plate (5 um/us) down to z = {press_bottom:.6g} or |F| = {press_force:.6g}
+variable        zp equal {plate_start!r}
+fix             press all move/mesh mesh plate linear 0 0 -5.0
+variable        loopB loop 400
+label           pressing
+run             500
+variable        zp equal ${{zp}}-5.0*500*{DT!r}
+print           "PREP plate z ${{zp}} force ${{ftop}}"
+if              "${{ftop}} > {press_force!r}" then "jump SELF pressed"
+if              "${{zp}} < {press_bottom!r}" then "jump SELF pressed"
+next            loopB
+jump            SELF pressing
+label           pressed
+unfix           press
+run             20000
+print           "PREP held plate z ${{zp}} force ${{ftop}}"
+
+# ---- C: lift the plate, body force off, relax with viscous damping, then undamped
+unfix           grav
+fix             lift all move/mesh mesh plate linear 0 0 5.0
+run             {int(round(lift / 5.0 / DT))}
+unfix           lift
+fix             visc all viscous 0.5
+run             100000
+unfix           visc
+variable        loopC loop 40
+label           relax
+run             5000
+variable        kpp equal c_ke/atoms
+if              "${{kpp}} < 1e-7" then "jump SELF relaxed"
+next            loopC
+jump            SELF relax
+label           relaxed
+print           "PREP relaxed at step $(step) ke/atom ${{kpp}}"
+write_dump      all custom prepared.dump id type radius x y z vx vy vz
+"""
+
+
+def measure_input(z0, load_steps, unload_steps, z_box_hi):
+    return HEADER.format(data="initial.data", skin=0.3, materials=materials_block(), dt=DT,
+                         thermo=DUMP_EVERY * 10) + f"""
+# plate.stl is written at z0 = {z0!r} (GAP above the highest particle top)
+fix             wallout all ave/time {DUMP_EVERY} 1 {DUMP_EVERY} f_floor[1] f_floor[2] f_floor[3] f_plate[1] f_plate[2] f_plate[3] file walls.txt format %.10g
+fix             down all move/mesh mesh plate linear 0 0 {-V_PLATE!r}
+run             {load_steps}
+unfix           down
+dump            loaded all custom {load_steps} loaded.dump id x y z
+dump_modify     loaded format "%d %.10g %.10g %.10g"
+run             0
+undump          loaded
+fix             up all move/mesh mesh plate linear 0 0 {V_PLATE!r}
+run             {unload_steps}
+write_dump      all custom final.dump id x y z vx vy vz modify format "%d %.17g %.17g %.17g %.17g %.17g %.17g"
+write_dump      all mesh/stl plate_final.stl plate
+"""
+
+
+def run_liggghts(workdir, infile, log, nproc=1):
+    cmd = [LIGGGHTS, "-in", infile, "-log", log, "-screen", "none"]
+    if nproc > 1:
+        cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(nproc)] + cmd
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t
+    if proc.returncode != 0:
+        tail = (Path(workdir) / log).read_text()[-3000:] if (Path(workdir) / log).exists() else ""
+        raise RuntimeError(f"LIGGGHTS failed ({proc.returncode}): {proc.stderr[-2000:]}\n{tail}")
+    return elapsed
+
+
+def read_dump(path):
+    lines = Path(path).read_text().splitlines()
+    k = next(i for i, line in enumerate(lines) if line.startswith("ITEM: ATOMS"))
+    cols = lines[k].split()[2:]
+    arr = np.array([line.split() for line in lines[k + 1:]], float)
+    order = np.argsort(arr[:, 0])
+    return {c: arr[order, j] for j, c in enumerate(cols)}
+
+
+def loop_times(log):
+    """(steps, seconds) of every `Loop time` line of a LIGGGHTS log."""
+    out = []
+    for m in re.finditer(r"Loop time of ([0-9.eE+-]+) on (\d+) procs for (\d+) steps",
+                         Path(log).read_text()):
+        out.append((int(m.group(3)), float(m.group(1))))
+    return out
+
+
+def packing_fraction(radius, z_bottom, z_top):
+    return float((4.0 / 3.0 * np.pi * radius ** 3).sum() / (LATERAL * LATERAL * (z_top - z_bottom)))
+
+
+# ---- stages -------------------------------------------------------------------------------------
+def prepare(work: Path, report: dict):
+    ids, cls, radius, pos = read_authors_data()
+    report["authors_file_overlaps"] = {
+        "periodic_xy_open_z": overlap_report(pos, radius, 80.0),
+        "periodic_xyz": overlap_report(pos, radius, 80.0, periodic_z=200.0)}
+    s = LATERAL / 80.0
+    p = pos.copy()
+    p[:, :2] *= s
+    p[:, 2] = (pos[:, 2] + 100.0) * PREP_Z_TOP / 200.0
+    report["after_shrink_overlaps"] = overlap_report(p, radius, LATERAL)
+    p, iters = deoverlap(p, radius, LATERAL, 0.0, PREP_Z_TOP + 5.0)
+    report["deoverlap_iterations"] = iters
+    types = np.where(cls == 1, 1, 2)
+    density = np.array([DENSITY[t] for t in types])
+    solid = (4.0 / 3.0 * np.pi * radius ** 3).sum()
+    target_phi = 0.64   # press target; the packing springs back after the plate is lifted
+    press_bottom = solid / (LATERAL ** 2 * target_phi)
+    press_force = 5000.0 * LATERAL ** 2       # 5 MPa
+    plate_start = PREP_Z_TOP + 10.0
+    write_data(work / "prep.data", ids, types, radius, density, p, LATERAL, -1.0, plate_start + 2.0)
+    write_stl(work / "floor.stl", 0.0, LATERAL, "floor")
+    write_stl(work / "plate.stl", plate_start, LATERAL, "plate")
+    text = prepare_input(plate_start, press_bottom, press_force, lift=20.0, g=2.0)
+    (work / "in.prepare.liggghts").write_text(text)
+    t = run_liggghts(work, "in.prepare.liggghts", "log.prepare")
+    report["prepare_wall_s"] = t
+    report["prepare_protocol"] = {
+        "lateral_um": LATERAL, "gas_z_um": [0.0, PREP_Z_TOP], "press_bottom_um": press_bottom,
+        "press_force_limit_micro": press_force, "body_force_um_us2": 2.0}
+    d = read_dump(work / "prepared.dump")
+    assert np.array_equal(d["id"].astype(int), np.sort(ids))
+    return ids, cls, types, radius, density, d
+
+
+def write_initial(ids, cls, types, radius, density, d):
+    order = np.argsort(ids)
+    with open(OUT / "initial.csv", "w") as f:
+        f.write("id,type,radius,density,x,y,z,class\n")
+        for k in order:
+            j = int(np.searchsorted(d["id"], ids[k]))
+            f.write(f"{ids[k]},{types[k]},{radius[k]!r},{density[k]!r},"
+                    f"{d['x'][j]!r},{d['y'][j]!r},{d['z'][j]!r},{cls[k]}\n")
+
+
+def read_initial():
+    a = np.genfromtxt(OUT / "initial.csv", delimiter=",", names=True)
+    pos = np.stack([a["x"], a["y"], a["z"]], 1)
+    return (a["id"].astype(int), a["class"].astype(int), a["type"].astype(int), a["radius"],
+            a["density"], pos)
+
+
+def measure(work: Path, report: dict, np2: bool):
+    ids, cls, types, radius, density, pos = read_initial()
+    top = float((pos[:, 2] + radius).max())
+    bottom = float((pos[:, 2] - radius).min())
+    thickness = top                       # floor at z = 0
+    z0 = top + GAP
+    travel = COMPRESSION * thickness + GAP
+    load_steps = int(math.ceil(travel / V_PLATE / DT / DUMP_EVERY)) * DUMP_EVERY
+    unload_steps = load_steps
+    z_box_hi = z0 + 1.0
+    write_data(work / "initial.data", ids, types, radius, density, pos, LATERAL, -1.0, z_box_hi)
+    write_stl(work / "floor.stl", 0.0, LATERAL, "floor")
+    write_stl(work / "plate.stl", z0, LATERAL, "plate")
+    (work / "in.measure.liggghts").write_text(measure_input(z0, load_steps, unload_steps, z_box_hi))
+    wall1 = run_liggghts(work, "in.measure.liggghts", "log.measure")
+    loops = loop_times(work / "log.measure")
+    steps = load_steps + unload_steps
+    # the two production runs (load, unload); skip the 1-step placement and the run 0
+    prod = [lt for lt in loops if lt[0] in (load_steps, unload_steps)]
+    t1 = sum(s for _, s in prod[-2:])
+    timing = {"machine": lscpu_model(), "nproc_machine": os.cpu_count(),
+              "liggghts": "LIGGGHTS-PUBLIC 3.8.0 (Debian 3.8.0+repack1-9+b2)",
+              "particles": int(len(ids)), "steps": steps,
+              "ranks_1": {"loop_time_s": t1, "process_wall_s": wall1,
+                          "particle_steps_per_s": len(ids) * steps / t1},
+              "load_average_before": os.getloadavg()}
+    d = read_dump(work / "final.dump")
+    if np2 and shutil.which("mpirun"):
+        w2 = work / "np2"
+        w2.mkdir(exist_ok=True)
+        for name in ("initial.data", "floor.stl", "plate.stl", "in.measure.liggghts"):
+            shutil.copy(work / name, w2 / name)
+        wall2 = run_liggghts(w2, "in.measure.liggghts", "log.measure", nproc=2)
+        prod2 = [lt for lt in loop_times(w2 / "log.measure") if lt[0] in (load_steps, unload_steps)]
+        t2 = sum(s for _, s in prod2[-2:])
+        timing["ranks_2"] = {"loop_time_s": t2, "process_wall_s": wall2,
+                             "particle_steps_per_s": len(ids) * steps / t2}
+    return dict(ids=ids, radius=radius, pos=pos, top=top, bottom=bottom, z0=z0,
+                load_steps=load_steps, unload_steps=unload_steps, z_box_hi=z_box_hi,
+                final=d, timing=timing)
+
+
+def lscpu_model():
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def plate_z(step, z0, load_steps):
+    step = np.asarray(step, float)
+    down = z0 - V_PLATE * DT * np.minimum(step, load_steps)
+    return down + V_PLATE * DT * np.maximum(step - load_steps, 0)
+
+
+def write_outputs(work: Path, m: dict, report: dict):
+    wl = np.loadtxt(work / "walls.txt", comments="#")
+    rows = ["step,time_us,wall,z,fx,fy,fz"]
+    for r in wl:
+        step = int(r[0])
+        if step == 0:
+            continue
+        t = step * DT
+        rows.append(f"{step},{t:.10g},floor,0,{r[1]:.10g},{r[2]:.10g},{r[3]:.10g}")
+        rows.append(f"{step},{t:.10g},plate,{plate_z(step, m['z0'], m['load_steps']):.10g},"
+                    f"{r[4]:.10g},{r[5]:.10g},{r[6]:.10g}")
+    (OUT / "walls.csv").write_text("\n".join(rows) + "\n")
+    d = m["final"]
+    with open(OUT / "final.csv", "w") as f:
+        f.write("id,x,y,z,vx,vy,vz\n")
+        for k in range(len(d["id"])):
+            f.write(f"{int(d['id'][k])},{d['x'][k]:.12g},{d['y'][k]:.12g},{d['z'][k]:.12g},"
+                    f"{d['vx'][k]:.9g},{d['vy'][k]:.9g},{d['vz'][k]:.9g}\n")
+    shutil.copy(work / "in.measure.liggghts", OUT / "in.measure.liggghts")
+    # plate position check against the mesh LIGGGHTS wrote
+    stl_z = [float(line.split()[3]) for line in (work / "plate_final.stl").read_text().splitlines()
+             if line.strip().startswith("vertex")]
+    n_steps = m["load_steps"] + m["unload_steps"]
+    report["plate_final_z_liggghts_stl"] = stl_z[0]
+    report["plate_final_z_schedule"] = float(plate_z(n_steps, m["z0"], m["load_steps"]))
+    (OUT / "timing.json").write_text(json.dumps(m["timing"], indent=2) + "\n")
+    return wl
+
+
+# ---- main ---------------------------------------------------------------------------------------
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--skip-prepare", action="store_true",
+                    help="reuse the committed initial.csv; rerun only the measured stage")
+    ap.add_argument("--np2", action="store_true", help="also time the measured stage on 2 ranks")
+    args = ap.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="compaction_small_"))
+    work.mkdir(parents=True, exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    report_path = OUT / "case.json"
+    old = json.loads(report_path.read_text()) if report_path.exists() else {}
+    report = dict(old.get("preparation", {})) if args.skip_prepare else {}
+    if not args.skip_prepare:
+        ids, cls, types, radius, density, d = prepare(work, report)
+        write_initial(ids, cls, types, radius, density, d)
+        shutil.copy(work / "in.prepare.liggghts", OUT / "in.prepare.liggghts")
+        ke = 0.5 * (density * 4 / 3 * np.pi * radius ** 3) * (d["vx"] ** 2 + d["vy"] ** 2 + d["vz"] ** 2)
+        report["prepared_kinetic_energy_micro"] = float(ke.sum())
+    ids, cls, types, radius, density, pos = read_initial()
+    top = float((pos[:, 2] + radius).max())
+    report["initial_overlaps"] = overlap_report(pos, radius, LATERAL)
+    report["initial_floor_overlap_max_um"] = float(np.maximum(radius - pos[:, 2], 0).max())
+    m = measure(work, report, args.np2)
+    wl = write_outputs(work, m, report)
+    fin = m["final"]
+    fin_pos = np.stack([fin["x"], fin["y"], fin["z"]], 1)
+    fin_rad = radius[np.searchsorted(ids, fin["id"].astype(int))]
+    steps_all = wl[:, 0]
+    plate_force = wl[:, 6]
+    zp = plate_z(steps_all, m["z0"], m["load_steps"])
+    kmax = int(np.argmax(plate_force))
+    contact = plate_force > 0
+    unload = steps_all > m["load_steps"]
+    last_contact_z = float(zp[unload & contact].max()) if (unload & contact).any() else None
+    solid = float((4 / 3 * np.pi * radius ** 3).sum())
+    area = LATERAL ** 2
+    p_max = plate_force[kmax] / area
+    top_final = float((fin_pos[:, 2] + fin_rad).max())
+    case = {
+        "name": "compaction_small",
+        "units": "LIGGGHTS micro: um, us, pg; force 1e-9 N; pressure 1e3 Pa; energy 1e-15 J",
+        "particles": "initial.csv (id,type,radius,density,x,y,z,class); type 1 CBD, 2 AM; class = "
+                     "the authors' data type 1..7 (2..7 AM classes); velocities zero, no contact "
+                     "history at step 0",
+        "dt": DT, "steps": m["load_steps"] + m["unload_steps"], "dump_every": DUMP_EVERY,
+        "box": {"lo": [-LATERAL / 2, -LATERAL / 2, -1.0],
+                "hi": [LATERAL / 2, LATERAL / 2, m["z_box_hi"]],
+                "periodic": [True, True, False]},
+        "types": TYPE_NAMES,
+        "cohesion": "sjkr2", "normal": "hertz", "tangential": "history", "mixing": "geometric",
+        "youngs_modulus": YOUNG, "poisson": POISSON,
+        "restitution": pair_matrix(RESTITUTION).tolist(),
+        "friction": pair_matrix(FRICTION).tolist(),
+        "ced": pair_matrix(CED).tolist(),
+        "walls": [
+            {"name": "floor", "type": 3, "z": 0.0, "normal_z": 1.0, "velocity_z": 0.0},
+            {"name": "plate", "type": 4, "z": m["z0"], "normal_z": -1.0, "velocity_z": -V_PLATE}],
+        "plate_schedule": [
+            {"from_step": 0, "to_step": m["load_steps"], "velocity_z": -V_PLATE},
+            {"from_step": m["load_steps"], "to_step": m["load_steps"] + m["unload_steps"],
+             "velocity_z": V_PLATE}],
+        "results": {
+            "initial_top_um": top, "plate_start_z_um": m["z0"],
+            "plate_lowest_z_um": float(plate_z(m["load_steps"], m["z0"], m["load_steps"])),
+            "compression_after_contact_um": float(m["z0"] - GAP - plate_z(m["load_steps"], m["z0"], m["load_steps"])),
+            "solid_volume_um3": solid,
+            "packing_fraction_initial": solid / (area * top),
+            "packing_fraction_at_max_compression": solid / (area * float(plate_z(m["load_steps"], m["z0"], m["load_steps"]))),
+            "packing_fraction_final_top_particle": solid / (area * top_final),
+            "packing_fraction_final_last_contact": (solid / (area * last_contact_z)
+                                                    if last_contact_z else None),
+            "final_top_um": top_final,
+            "last_plate_contact_z_during_unload_um": last_contact_z,
+            "plate_force_max_micro": float(plate_force[kmax]),
+            "plate_force_max_uN": float(plate_force[kmax] * 1e-3),
+            "plate_force_max_step": int(steps_all[kmax]),
+            "plate_pressure_max_MPa": float(p_max * 1e-3),
+            "floor_force_z_at_plate_max_micro": float(wl[kmax, 3]),
+        },
+        "preparation": report,
+        "notes": [],
+    }
+    (OUT / "case.json").write_text(json.dumps(case, indent=2) + "\n")
+    print(json.dumps(case["results"], indent=2))
+    print(json.dumps(report, indent=2))
+    print(json.dumps(m["timing"], indent=2))
+    print("workdir", work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
