@@ -94,6 +94,9 @@ def test_dem_command_writes_a_complete_run_folder(tmp_path, capsys):
     assert list(rows[0]) == ["step", "time_us", "id", "x", "y", "z", "vx", "vy", "vz",
                              "wx", "wy", "wz", "fx", "fy", "fz"]
     assert len(rows) == 4 * len(column.ids)                     # steps 0, 200, 400, 600
+    first = rows[0]
+    assert int(first["step"]) == 0 and int(first["id"]) == column.ids[0]
+    np.testing.assert_allclose([float(first[c]) for c in "xyz"], column.position[0])
     with open(run / "walls.csv") as f:
         walls = list(csv.DictReader(f))
     assert list(walls[0]) == ["step", "time_us", "wall", "z_um", "force_z"]
@@ -120,3 +123,28 @@ def test_dem_command_reports_bad_input(tmp_path, capsys):
     path, _ = write_case(tmp_path, mixing="harmonic")
     assert main(["dem", str(path), "--out", str(tmp_path / "run")]) == 2
     assert "mixing = 'harmonic'" in capsys.readouterr().err
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path):
+    """A run cut after its first segment and resumed writes the same files as an uninterrupted one."""
+    from twin.io.case import load_case
+    from twin.io.run_folder import run_case
+
+    path, _ = write_case(tmp_path)
+    run_case(load_case(path), tmp_path / "whole")
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_first_segment(done, total):
+        if done == 200:
+            raise Interrupt
+
+    try:
+        run_case(load_case(path), tmp_path / "cut", progress=stop_after_first_segment)
+    except Interrupt:
+        pass
+    assert json.loads((tmp_path / "cut" / "checkpoint.json").read_text())["steps_done"] == 200
+    assert main(["dem", str(path), "--out", str(tmp_path / "cut"), "--resume"]) == 0
+    for name in ("trajectory.csv", "walls.csv", "trajectory.dump", "final.data"):
+        assert (tmp_path / "cut" / name).read_text() == (tmp_path / "whole" / name).read_text(), name

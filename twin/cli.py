@@ -28,10 +28,10 @@ def _dem(args):
     from twin.io.run_folder import run_case
 
     case = load_case(args.case)
-    summary = run_case(case, args.out, progress=_progress_printer(case.name))
+    summary = run_case(case, args.out, progress=_progress_printer(case.name), resume=args.resume)
     print(f"{summary['particles']} particles, {summary['steps']} steps of {summary['dt_us']:g} µs "
           f"({summary['precision']}, {summary['platform']}): "
-          f"{summary['wall_seconds_total']:.1f} s, "
+          f"{summary['wall_seconds_stepping']:.1f} s stepping, "
           f"{summary['particle_steps_per_second']:.3g} particle-steps/s")
     for wall in summary["walls"]:
         print(f"  wall {wall['name']}: z = {wall['z_um_final']:.4f} µm, "
@@ -45,6 +45,8 @@ def main(argv=None):
     dem = commands.add_parser("dem", help="run a DEM case file (TOML) into a run folder")
     dem.add_argument("case", help="case file (TOML); see twin/io/case.py for the keys")
     dem.add_argument("--out", required=True, help="run folder to write")
+    dem.add_argument("--resume", action="store_true",
+                     help="continue from the run folder's checkpoint instead of starting anew")
     dem.set_defaults(handler=_dem)
     args = parser.parse_args(argv)
     try:

@@ -131,19 +131,19 @@ def write_sphere_data(path, ids, types, diameter, density, position, box_lo, box
                       f"{x:.17g} {y:.17g} {z:.17g}\n")
 
 
-def write_dump(path, frames, box_lo, box_hi, periodic, ids, types, radius):
-    """Append-free LAMMPS text dump (``ITEM: ATOMS id type radius x y z vx vy vz fx fy fz``).
+def write_dump(out, frames, box_lo, box_hi, periodic, ids, types, radius):
+    """Write frames of a LAMMPS text dump (``ITEM: ATOMS id type radius x y z vx vy vz fx fy fz``)
+    to the open text file ``out``.
 
     ``frames`` is an iterable of (step, position, velocity, force) numpy arrays. OVITO reads it
-    directly (radius column is picked up as particle radius).
+    directly (the radius column becomes the particle radius).
     """
     bounds = " ".join("pp" if p else "ff" for p in periodic)
-    with open(path, "w") as out:
-        for step, position, velocity, force in frames:
-            out.write(f"ITEM: TIMESTEP\n{int(step)}\nITEM: NUMBER OF ATOMS\n{len(ids)}\n")
-            out.write(f"ITEM: BOX BOUNDS {bounds}\n")
-            for axis in range(3):
-                out.write(f"{box_lo[axis]:.10g} {box_hi[axis]:.10g}\n")
-            out.write("ITEM: ATOMS id type radius x y z vx vy vz fx fy fz\n")
-            block = np.column_stack([ids, types, radius, position, velocity, force])
-            np.savetxt(out, block, fmt=["%d", "%d"] + ["%.10g"] * 10)
+    for step, position, velocity, force in frames:
+        out.write(f"ITEM: TIMESTEP\n{int(step)}\nITEM: NUMBER OF ATOMS\n{len(ids)}\n")
+        out.write(f"ITEM: BOX BOUNDS {bounds}\n")
+        for axis in range(3):
+            out.write(f"{box_lo[axis]:.10g} {box_hi[axis]:.10g}\n")
+        out.write("ITEM: ATOMS id type radius x y z vx vy vz fx fy fz\n")
+        block = np.column_stack([ids, types, radius, position, velocity, force])
+        np.savetxt(out, block, fmt=["%d", "%d"] + ["%.10g"] * 10)
