@@ -38,7 +38,7 @@ Every quantity carries its unit in the key. Example (all keys shown)::
     trajectory_every = 100
     walls_every = 10
     skin_um = 0.2
-    precision = "float64"           # or float32
+    precision = "float64"           # or float32 (mixed: float64 integration, float32 contact law)
     rayleigh_fraction = 0.2
 """
 
@@ -59,7 +59,7 @@ from twin.physics.simulate import DEFAULT_RAYLEIGH_FRACTION, check_time_step
 from twin.physics.space import Box, wrap_positions
 from twin.units import gpa_to_micro, j_per_m3_to_micro
 
-PRECISIONS = {"float64": jnp.float64, "float32": jnp.float32}
+PRECISIONS = ("float64", "float32")
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class Case:
 def prepare(case: Case):
     """Validate and return (state, neighbour spec, config) ready for :func:`simulate`."""
     case.validate()
-    dtype = PRECISIONS[case.precision]
+    dtype = jnp.float64   # integration state is always float64; precision applies to contacts
     n = len(case.radius)
     zeros = np.zeros((n, 3))
     velocity = case.velocity if case.velocity is not None else zeros
@@ -173,7 +173,7 @@ def prepare(case: Case):
         case.materials.youngs_modulus, case.materials.poisson, case.materials.restitution,
         case.materials.friction, case.materials.cohesion_energy_density)), case.materials.names)
     spec, pair_list = allocate_neighbors(position, case.radius, box, case.skin)
-    config = DEMConfig(case.dt, case.cohesion)
+    config = DEMConfig(case.dt, case.cohesion, case.precision)
     state = initial_state(spheres, walls, pair_list, materials, box, config)
     return state, spec, config, box, materials
 

@@ -70,10 +70,25 @@ class DEMState(eqx.Module):
 
 
 class DEMConfig(eqx.Module):
-    """Static settings: time step (µs), cohesion model, and the neighbour layout."""
+    """Static settings: time step (µs), cohesion model, contact-law precision.
+
+    ``contact_precision="float32"`` is mixed precision: positions, velocities and the time
+    integration stay float64 (x + v dt loses the increment in float32 when dt is 1e-4 µs), while
+    the pair geometry is formed in float64 and the contact law evaluated in float32.
+    """
 
     dt: float = eqx.field(static=True)
     cohesion: str = eqx.field(static=True)
+    contact_precision: str = eqx.field(static=True, default="float64")
+
+
+def _cast(dtype, *arrays):
+    return tuple(x.astype(dtype) for x in arrays)
+
+
+def _pair_constants(table: PairTable, t_i, t_j):
+    return (table.e_star[t_i, t_j], table.g_star[t_i, t_j], table.beta[t_i, t_j],
+            table.friction[t_i, t_j], table.cohesion_energy_density[t_i, t_j])
 
 
 def _pair_forces(spheres: Spheres, pair_list: PairList, shear, table: PairTable, box: Box,
@@ -98,11 +113,11 @@ def _pair_forces(spheres: Spheres, pair_list: PairList, shear, table: PairTable,
     rotational = lever_i[:, None] * a[:, 6:9] + lever_j[:, None] * b[:, 6:9]
     t_i, t_j = spheres.type[i], spheres.type[j]
     area = sphere_contact_area(cohesion, jnp.maximum(overlap, 0.0), distance, r_i, r_j)
+    law_inputs = _cast(shear.dtype, normal, overlap, a[:, 3:6] - b[:, 3:6], rotational,
+                       r_i * r_j / (r_i + r_j), m_i * m_j / (m_i + m_j), area)
     force, tangential, new_shear = granular_contact(
-        normal, overlap, a[:, 3:6] - b[:, 3:6], rotational,
-        r_i * r_j / (r_i + r_j), m_i * m_j / (m_i + m_j), area, shear,
-        table.e_star[t_i, t_j], table.g_star[t_i, t_j], table.beta[t_i, t_j],
-        table.friction[t_i, t_j], table.cohesion_energy_density[t_i, t_j], dt)
+        *law_inputs, shear, *_cast(shear.dtype, *_pair_constants(table, t_i, t_j)), dt)
+    force, tangential = _cast(normal.dtype, force, tangential)
     moment = jnp.cross(normal, tangential)
     on_i = jnp.concatenate([force, -lever_i[:, None] * moment], axis=1)
     on_j = jnp.concatenate([-force, -lever_j[:, None] * moment], axis=1)
@@ -127,11 +142,12 @@ def _wall_forces(spheres: Spheres, walls: Walls, shear, table: PairTable, cohesi
     t_i = jnp.repeat(spheres.type, n_walls)
     t_w = jnp.tile(walls.type, n)
     area = wall_contact_area(cohesion, jnp.maximum(overlap, 0.0), radius)
+    law_inputs = _cast(shear.dtype, normal, overlap, relative, lever[:, None] * omega, radius,
+                       jnp.repeat(spheres.mass, n_walls), area)
     force, tangential, new_shear = granular_contact(
-        normal, overlap, relative, lever[:, None] * omega, radius, jnp.repeat(spheres.mass, n_walls),
-        area, shear.reshape(-1, 3), table.e_star[t_i, t_w], table.g_star[t_i, t_w],
-        table.beta[t_i, t_w], table.friction[t_i, t_w], table.cohesion_energy_density[t_i, t_w],
+        *law_inputs, shear.reshape(-1, 3), *_cast(shear.dtype, *_pair_constants(table, t_i, t_w)),
         dt)
+    force, tangential = _cast(normal.dtype, force, tangential)
     torque = -lever[:, None] * jnp.cross(normal, tangential)
     force = force.reshape(n, n_walls, 3)
     return (force.sum(axis=1), torque.reshape(n, n_walls, 3).sum(axis=1),
@@ -152,7 +168,7 @@ def contact_forces(state: DEMState, table: PairTable, box: Box, config: DEMConfi
 def setup_forces(state: DEMState, materials: Materials, box: Box, config: DEMConfig):
     """Forces, torques and wall forces of the current state without advancing any shear history
     (LAMMPS/LIGGGHTS ``setup``: a tangential force is then only the damping term -γ_t v_t)."""
-    frozen_history = DEMConfig(0.0, config.cohesion)
+    frozen_history = DEMConfig(0.0, config.cohesion, config.contact_precision)
     force, torque, _, _, wall_force = contact_forces(state, pair_table(materials), box,
                                                      frozen_history)
     return force, torque, wall_force
@@ -162,10 +178,11 @@ def initial_state(spheres: Spheres, walls: Walls, pair_list: PairList, materials
                   box: Box, config: DEMConfig) -> DEMState:
     """State at step 0 with the set-up forces (LAMMPS ``setup``: histories are not advanced)."""
     n, n_walls, dtype = spheres.count, walls.z.shape[0], spheres.position.dtype
+    history_dtype = jnp.dtype(config.contact_precision)
     state = DEMState(
         spheres=spheres, walls=walls, wall_force=jnp.zeros((n_walls, 3), dtype),
-        neighbors=pair_list, pair_shear=jnp.zeros((pair_list.pairs.shape[0], 3), dtype),
-        wall_shear=jnp.zeros((n, n_walls, 3), dtype), step=jnp.asarray(0),
+        neighbors=pair_list, pair_shear=jnp.zeros((pair_list.pairs.shape[0], 3), history_dtype),
+        wall_shear=jnp.zeros((n, n_walls, 3), history_dtype), step=jnp.asarray(0),
         bad_step=jnp.asarray(-1), bad_particle=jnp.asarray(-1))
     force, torque, wall_force = setup_forces(state, materials, box, config)
     spheres = eqx.tree_at(lambda s: (s.force, s.torque), spheres, (force, torque))
