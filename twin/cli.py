@@ -26,8 +26,17 @@ def _progress_printer(label):
 def _dem(args):
     from twin.io.case import load_case
     from twin.io.run_folder import run_case
+    from twin.process.demo import small_electrode_calendering
 
-    case = load_case(args.case)
+    if args.case is None:
+        print("no case file: running the built-in default, a short calendering of the small "
+              "example electrode", file=sys.stderr)
+        case = small_electrode_calendering(
+            progress=lambda k, largest: print(f"\rremoving overlaps: round {k}, largest overlap "
+                                              f"{largest:.3g} µm", end="", file=sys.stderr))
+        print(file=sys.stderr)
+    else:
+        case = load_case(args.case)
     summary = run_case(case, args.out, progress=_progress_printer(case.name), resume=args.resume)
     print(f"{summary['particles']} particles, {summary['steps']} steps of {summary['dt_us']:g} µs "
           f"({summary['precision']}, {summary['platform']}): "
@@ -43,7 +52,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="twin", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     dem = commands.add_parser("dem", help="run a DEM case file (TOML) into a run folder")
-    dem.add_argument("case", help="case file (TOML); see twin/io/case.py for the keys")
+    dem.add_argument("case", nargs="?", default=None,
+                     help="case file (TOML; keys in twin/io/case.py); without it, the built-in "
+                          "default: a short calendering of the small example electrode")
     dem.add_argument("--out", required=True, help="run folder to write")
     dem.add_argument("--resume", action="store_true",
                      help="continue from the run folder's checkpoint instead of starting anew")

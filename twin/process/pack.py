@@ -1,0 +1,173 @@
+"""Packings from the authors' initial structures: dried radii, affine compaction, overlap removal.
+
+The authors' initial data files are a random gas of spheres, with overlapping pairs (the small
+one: 167 pairs at the dried diameters, up to ~5 µm), meant to be relaxed before any dynamics
+(``../shared/FACTS.md``). This module turns them into a dense, overlap-free packing resting between
+two planes, the start of a calendering run:
+
+1. :func:`artistic_electrode`: read positions and types, set the dried diameters (CBD 1.3 µm, AM
+   class diameters, optionally expanded 2 % as the authors do before calendering);
+2. :func:`compact_affine`: scale the box and positions (x, y by one factor, z by another) to a
+   target solid fraction — a stand-in for the slurry NPT and drying stages, which come later;
+3. :func:`remove_overlaps`: gradient descent on the harmonic overlap energy
+   U = ½ Σ_pairs δ² + ½ Σ_walls δ², each sphere's step weighted by r_min / r so that small
+   spheres move out of the way of large ones, until the largest overlap is below a tolerance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from twin.io.lammps import read_sphere_data
+from twin.physics.neighbors import allocate_neighbors, build_pairs, needs_rebuild
+from twin.physics.space import Box, minimum_image, wrap_positions
+
+AM_CLASS_DIAMETERS_UM = (2.5, 3.5, 4.5, 5.86, 8.28, 10.35)   # data types 2..7
+CBD_DRIED_DIAMETER_UM = 1.3                                   # data type 1
+AM_DENSITY_G_CM3 = 4.65
+CBD_DENSITY_G_CM3 = 0.95          # drying (scripts); the calendering scripts use 0.93
+AM_CALENDERING_EXPANSION = 1.02   # the authors' +2 % on AM diameters before calendering
+
+
+@dataclass(frozen=True)
+class Electrode:
+    """Spheres of an electrode: is_am marks active material (else carbon-binder domain)."""
+
+    ids: np.ndarray
+    am_class: np.ndarray      # 0 for CBD, 1..6 for the AM classes
+    radius: np.ndarray
+    density: np.ndarray
+    position: np.ndarray
+    box: Box
+
+    @property
+    def is_am(self) -> np.ndarray:
+        return self.am_class > 0
+
+    @property
+    def solid_volume(self) -> float:
+        return float(np.sum(4.0 / 3.0 * np.pi * self.radius**3))
+
+
+def artistic_electrode(path, am_expansion=1.0, cbd_density=CBD_DENSITY_G_CM3) -> Electrode:
+    """The authors' initial structure with dried diameters (type 1 CBD, types 2..7 AM classes)."""
+    data = read_sphere_data(path)
+    if data.types.min() < 1 or data.types.max() > 7:
+        raise ValueError(f"{path}: expected atom types 1 (CBD) to 7 (AM classes); found "
+                         f"{data.types.min()}..{data.types.max()}")
+    if not 1.0 <= am_expansion <= 1.1:
+        raise ValueError(f"AM diameter expansion {am_expansion} outside [1, 1.1] (authors: 1.02)")
+    diameters = np.array((CBD_DRIED_DIAMETER_UM,) + AM_CLASS_DIAMETERS_UM)
+    am_class = data.types - 1
+    radius = diameters[am_class] / 2.0 * np.where(am_class > 0, am_expansion, 1.0)
+    density = np.where(am_class > 0, AM_DENSITY_G_CM3, cbd_density)
+    box = Box(data.box_lo, data.box_hi, (True, True, False))
+    return Electrode(data.ids, am_class, radius, density, data.position.copy(), box)
+
+
+def compact_affine(electrode: Electrode, solid_fraction: float, lateral_scale: float = 1.0
+                   ) -> Electrode:
+    """Scale x, y by ``lateral_scale`` and z so that solids fill ``solid_fraction`` of the box.
+
+    The new box has its floor at z = 0. Overlaps grow; :func:`remove_overlaps` takes them out.
+    """
+    if not 0.0 < solid_fraction < 0.64:
+        raise ValueError(f"solid fraction {solid_fraction} must lie in (0, 0.64) (random close "
+                         "packing of spheres is ~0.64)")
+    lo, hi = np.asarray(electrode.box.lo), np.asarray(electrode.box.hi)
+    lateral = (hi[:2] - lo[:2]) * lateral_scale
+    height = electrode.solid_volume / (lateral[0] * lateral[1] * solid_fraction)
+    if 2.0 * electrode.radius.max() > height:
+        raise ValueError(f"compacted height {height:.3g} µm is thinner than the largest sphere "
+                         f"({2 * electrode.radius.max():.3g} µm): lower solid_fraction or "
+                         "lateral_scale")
+    fraction = (electrode.position - lo) / (hi - lo)
+    r = electrode.radius[:, None]
+    new_lo = np.zeros(3)
+    new_hi = np.array([lateral[0], lateral[1], height])
+    position = fraction * (new_hi - new_lo)
+    position[:, 2] = r[:, 0] + fraction[:, 2] * (height - 2.0 * r[:, 0])   # keep spheres inside
+    return Electrode(electrode.ids, electrode.am_class, electrode.radius, electrode.density,
+                     position, Box(new_lo, new_hi, electrode.box.periodic))
+
+
+def _overlap_energy(position, radius, pairs, box, floor_z, ceiling_z):
+    n = radius.shape[0]
+    valid = pairs[:, 0] < n
+    i, j = jnp.where(valid, pairs[:, 0], 0), jnp.where(valid, pairs[:, 1], 0)
+    d = minimum_image(position[i] - position[j], box)
+    distance = jnp.sqrt(jnp.maximum(jnp.sum(d * d, axis=-1), 1e-24))
+    pair_overlap = jnp.where(valid, jnp.maximum(radius[i] + radius[j] - distance, 0.0), 0.0)
+    floor_overlap = jnp.maximum(radius - (position[:, 2] - floor_z), 0.0)
+    ceiling_overlap = jnp.maximum(radius - (ceiling_z - position[:, 2]), 0.0)
+    energy = 0.5 * (jnp.sum(pair_overlap**2) + jnp.sum(floor_overlap**2)
+                    + jnp.sum(ceiling_overlap**2))
+    largest = jnp.maximum(jnp.max(pair_overlap), jnp.maximum(jnp.max(floor_overlap),
+                                                             jnp.max(ceiling_overlap)))
+    return energy, largest
+
+
+def remove_overlaps(electrode: Electrode, tolerance=1e-3, max_rounds=200, steps_per_round=50,
+                    step_size=0.5, skin=0.5, progress=None) -> Electrode:
+    """Push spheres apart until every pair and wall overlap is below ``tolerance`` (µm).
+
+    Walls are the box's z bounds. The pair list is rebuilt whenever a sphere moved more than
+    skin/2, and re-allocated on overflow. Raises if ``max_rounds`` rounds do not get there.
+    """
+    box = Box(jnp.asarray(electrode.box.lo), jnp.asarray(electrode.box.hi), electrode.box.periodic)
+    radius = jnp.asarray(electrode.radius)
+    weight = (radius.min() / radius)[:, None]
+    floor_z, ceiling_z = box.lo[2], box.hi[2]
+    position = jnp.asarray(electrode.position)
+    gradient = jax.grad(lambda x, p: _overlap_energy(x, radius, p, box, floor_z, ceiling_z)[0])
+
+    @jax.jit
+    def round_of_steps(x, pair_list, spec):
+        def descend(carry, _):
+            x, pair_list = carry
+            pair_list = jax.lax.cond(
+                needs_rebuild(x, pair_list.reference_position, box, spec.skin),
+                lambda: eqx.tree_at(lambda p: p.overflow, build_pairs(x, radius, box, spec),
+                                    build_pairs(x, radius, box, spec).overflow | pair_list.overflow),
+                lambda: pair_list)
+            x = wrap_positions(x - step_size * weight * gradient(x, pair_list.pairs), box)
+            return (x, pair_list), None
+
+        (x, pair_list), _ = jax.lax.scan(descend, (x, pair_list), None, length=steps_per_round)
+        largest = _overlap_energy(x, radius, pair_list.pairs, box, floor_z, ceiling_z)[1]
+        return x, pair_list, largest
+
+    spec, pair_list = allocate_neighbors(position, radius, box, skin)
+    for round_number in range(max_rounds):
+        new_position, new_list, largest = round_of_steps(position, pair_list, spec)
+        if bool(new_list.overflow):
+            spec, pair_list = allocate_neighbors(position, radius, box, skin, growth=2.0)
+            continue
+        position, pair_list = new_position, new_list
+        if progress is not None:
+            progress(round_number, float(largest))
+        if float(largest) < tolerance:
+            return Electrode(electrode.ids, electrode.am_class, electrode.radius,
+                             electrode.density, np.asarray(position), electrode.box)
+    raise RuntimeError(f"overlaps not removed after {max_rounds} rounds: largest overlap "
+                       f"{float(largest):.3g} µm > tolerance {tolerance} µm. The packing is too "
+                       "dense: lower the solid fraction or raise max_rounds")
+
+
+def default_artistic_path() -> Path:
+    """``shared/data/artistic/small_electrode_initial.data`` beside the repository (or
+    $TWIN_SHARED)."""
+    import os
+
+    root = Path(os.environ.get("TWIN_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
+    path = root / "data" / "artistic" / "small_electrode_initial.data"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: set TWIN_SHARED to the folder holding "
+                                "data/artistic/ (the authors' initial structures)")
+    return path
