@@ -68,6 +68,14 @@ GAP = 0.05            # µm, plate start above the highest particle top
 V_PLATE = 1.0         # µm/µs (= m/s)
 COMPRESSION = 0.15    # fraction of the layer thickness the plate travels after contact
 DUMP_EVERY = 100      # steps between walls.csv rows
+UNLOAD_FRACTION = 0.5 # unloading travel / loading travel
+
+# preparation
+PREP_G = 2.0              # µm/µs², artificial body force for the sedimentation
+PREP_V_PRESS = 2.0        # µm/µs, plate speed while pressing and lifting
+PRESS_PHI = 0.62          # stop pressing at this packing fraction (porosity 38 %) ...
+PRESS_PRESSURE = 500.0    # ... or at this plate pressure (micro; 0.5 MPa), whichever first
+PREP_LIFT = 10.0          # µm, plate lift after pressing
 
 
 def pair_matrix(values):
@@ -208,8 +216,9 @@ thermo          {thermo}
 """
 
 
-def prepare_input(plate_start, press_bottom, press_force, lift, g):
+def prepare_input(plate_start, press_bottom, press_force, lift, g, v_press):
     """Sediment, press, lift, relax. The plate stl is written at z = plate_start."""
+    chunk = 500
     return HEADER.format(data="prep.data", skin=0.4, materials=materials_block(), dt=DT,
                          thermo=5000) + f"""
 # ---- A: sedimentation under an artificial body force (g = {g} um/us^2), plate parked above
@@ -224,13 +233,14 @@ jump            SELF sediment
 label           sedimented
 print           "PREP sedimented at step $(step) ke/atom ${{kpp}}"
 
-# ---- B: press with the steel plate (5 um/us) down to z = {press_bottom:.6g} or |F| = {press_force:.6g}
+# ---- B: press with the steel plate ({v_press} um/us, body force still on) until the plate
+#      reaches z = {press_bottom:.6g} um or its force exceeds {press_force:.6g} (micro); hold 2 us
 variable        zp equal {float(plate_start)!r}
-fix             press all move/mesh mesh plate linear 0 0 -5.0
-variable        loopB loop 400
+fix             press all move/mesh mesh plate linear 0 0 {-v_press!r}
+variable        loopB loop 1000
 label           pressing
-run             500
-variable        zp equal ${{zp}}-5.0*500*{DT!r}
+run             {chunk}
+variable        zp equal ${{zp}}-{v_press * chunk * DT!r}
 print           "PREP plate z ${{zp}} force ${{ftop}}"
 if              "${{ftop}} > {float(press_force)!r}" then "jump SELF pressed"
 if              "${{zp}} < {float(press_bottom)!r}" then "jump SELF pressed"
@@ -241,48 +251,56 @@ unfix           press
 run             20000
 print           "PREP held plate z ${{zp}} force ${{ftop}}"
 
-# ---- C: lift the plate, body force off, relax with viscous damping, then undamped
+# ---- C: body force off, lift the plate by {lift} um, relax: viscous damping, then repeated
+#      velocity resets, then an undamped check run
 unfix           grav
-fix             lift all move/mesh mesh plate linear 0 0 5.0
-run             {int(round(lift / 5.0 / DT))}
+fix             lift all move/mesh mesh plate linear 0 0 {v_press!r}
+run             {int(round(lift / v_press / DT))}
 unfix           lift
 fix             visc all viscous 0.5
 run             100000
 unfix           visc
-variable        loopC loop 40
-label           relax
-run             5000
-variable        kpp equal c_ke/atoms
-if              "${{kpp}} < 1e-7" then "jump SELF relaxed"
+variable        loopC loop 10
+label           reset
+velocity        all set 0 0 0
+run             2000
 next            loopC
-jump            SELF relax
-label           relaxed
+jump            SELF reset
+velocity        all set 0 0 0
+run             20000
+variable        kpp equal c_ke/atoms
 print           "PREP relaxed at step $(step) ke/atom ${{kpp}}"
 write_dump      all custom prepared.dump id type radius x y z vx vy vz
 """
 
 
-def measure_input(z0, load_steps, unload_steps, z_box_hi):
+def measure_input(z0, load_steps, unload_steps):
+    n = load_steps + unload_steps
     return HEADER.format(data="initial.data", skin=0.3, materials=materials_block(), dt=DT,
                          thermo=DUMP_EVERY * 10) + f"""
-# plate.stl is written at z0 = {float(z0)!r} (GAP above the highest particle top)
-fix             wallout all ave/time {DUMP_EVERY} 1 {DUMP_EVERY} f_floor[1] f_floor[2] f_floor[3] f_plate[1] f_plate[2] f_plate[3] file walls.txt format %.10g
-fix             down all move/mesh mesh plate linear 0 0 {-V_PLATE!r}
-run             {load_steps}
-unfix           down
-dump            loaded all custom {load_steps} loaded.dump id x y z
-dump_modify     loaded format "%d %.10g %.10g %.10g"
-run             0
-undump          loaded
-fix             up all move/mesh mesh plate linear 0 0 {V_PLATE!r}
-run             {unload_steps}
+# plate.stl is written at z0 = {float(z0)!r} um ({GAP} um above the highest particle top).
+# One run; the mesh moves in step n with the velocity evaluated at step n, so the plate is at
+# z0 - v dt min(n, {load_steps}) + v dt max(n - {load_steps}, 0) when the forces of step n are computed.
+variable        zero equal 0
+variable        vplate equal "(step <= {load_steps}) * {-V_PLATE!r} + (step > {load_steps}) * {V_PLATE!r}"
+fix             mv all move/mesh mesh plate linear/variable v_zero v_zero v_vplate
+variable        s equal step
+variable        f1 equal f_floor[1]
+variable        f2 equal f_floor[2]
+variable        f3 equal f_floor[3]
+variable        p1 equal f_plate[1]
+variable        p2 equal f_plate[2]
+variable        p3 equal f_plate[3]
+fix             wallout all print {DUMP_EVERY} "${{s}} ${{f1}} ${{f2}} ${{f3}} ${{p1}} ${{p2}} ${{p3}}" file walls.txt screen no title "# step floor_fx floor_fy floor_fz plate_fx plate_fy plate_fz"
+dump            snap all custom {load_steps} snap*.dump id x y z
+dump_modify     snap sort id
+run             {n}
 write_dump      all custom final.dump id x y z vx vy vz modify format "%d %.17g %.17g %.17g %.17g %.17g %.17g"
-write_dump      all mesh/stl plate_final.stl plate
+write_dump      all mesh/stl plate_final*.stl plate
 """
 
-
 def run_liggghts(workdir, infile, log, nproc=1):
-    cmd = [LIGGGHTS, "-in", infile, "-log", log, "-screen", "none"]
+    cmd = [LIGGGHTS, "-in", infile, "-log", log, "-screen", log + ".screen"]   # -screen none segfaults in the STL reader
     if nproc > 1:
         cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(nproc)] + cmd
     t = time.perf_counter()
@@ -332,20 +350,22 @@ def prepare(work: Path, report: dict):
     types = np.where(cls == 1, 1, 2)
     density = np.array([DENSITY[t] for t in types])
     solid = (4.0 / 3.0 * np.pi * radius ** 3).sum()
-    target_phi = 0.64   # press target; the packing springs back after the plate is lifted
-    press_bottom = solid / (LATERAL ** 2 * target_phi)
-    press_force = 5000.0 * LATERAL ** 2       # 5 MPa
+    press_bottom = solid / (LATERAL ** 2 * PRESS_PHI)
+    press_force = PRESS_PRESSURE * LATERAL ** 2
     plate_start = PREP_Z_TOP + 10.0
     write_data(work / "prep.data", ids, types, radius, density, p, LATERAL, -1.0, plate_start + 2.0)
     write_stl(work / "floor.stl", 0.0, LATERAL, "floor")
     write_stl(work / "plate.stl", plate_start, LATERAL, "plate")
-    text = prepare_input(plate_start, press_bottom, press_force, lift=20.0, g=2.0)
+    text = prepare_input(plate_start, press_bottom, press_force, lift=PREP_LIFT, g=PREP_G,
+                         v_press=PREP_V_PRESS)
     (work / "in.prepare.liggghts").write_text(text)
     t = run_liggghts(work, "in.prepare.liggghts", "log.prepare")
     report["prepare_wall_s"] = t
     report["prepare_protocol"] = {
         "lateral_um": LATERAL, "gas_z_um": [0.0, PREP_Z_TOP], "press_bottom_um": press_bottom,
-        "press_force_limit_micro": press_force, "body_force_um_us2": 2.0}
+        "press_force_limit_micro": press_force, "press_pressure_limit_MPa": PRESS_PRESSURE * 1e-3,
+        "press_packing_fraction_target": PRESS_PHI, "press_speed_um_us": PREP_V_PRESS,
+        "lift_um": PREP_LIFT, "body_force_um_us2": PREP_G}
     d = read_dump(work / "prepared.dump")
     assert np.array_equal(d["id"].astype(int), np.sort(ids))
     return ids, cls, types, radius, density, d
@@ -376,18 +396,16 @@ def measure(work: Path, report: dict, np2: bool):
     z0 = top + GAP
     travel = COMPRESSION * thickness + GAP
     load_steps = int(math.ceil(travel / V_PLATE / DT / DUMP_EVERY)) * DUMP_EVERY
-    unload_steps = load_steps
-    z_box_hi = z0 + 1.0
+    unload_steps = int(math.ceil(UNLOAD_FRACTION * load_steps / DUMP_EVERY)) * DUMP_EVERY
+    z_box_hi = z0 + V_PLATE * DT * max(unload_steps - load_steps, 0) + 1.0
     write_data(work / "initial.data", ids, types, radius, density, pos, LATERAL, -1.0, z_box_hi)
     write_stl(work / "floor.stl", 0.0, LATERAL, "floor")
     write_stl(work / "plate.stl", z0, LATERAL, "plate")
-    (work / "in.measure.liggghts").write_text(measure_input(z0, load_steps, unload_steps, z_box_hi))
+    (work / "in.measure.liggghts").write_text(measure_input(z0, load_steps, unload_steps))
     wall1 = run_liggghts(work, "in.measure.liggghts", "log.measure")
     loops = loop_times(work / "log.measure")
     steps = load_steps + unload_steps
-    # the two production runs (load, unload); skip the 1-step placement and the run 0
-    prod = [lt for lt in loops if lt[0] in (load_steps, unload_steps)]
-    t1 = sum(s for _, s in prod[-2:])
+    t1 = next(sec for n, sec in loops if n == steps)
     timing = {"machine": lscpu_model(), "nproc_machine": os.cpu_count(),
               "liggghts": "LIGGGHTS-PUBLIC 3.8.0 (Debian 3.8.0+repack1-9+b2)",
               "particles": int(len(ids)), "steps": steps,
@@ -401,8 +419,7 @@ def measure(work: Path, report: dict, np2: bool):
         for name in ("initial.data", "floor.stl", "plate.stl", "in.measure.liggghts"):
             shutil.copy(work / name, w2 / name)
         wall2 = run_liggghts(w2, "in.measure.liggghts", "log.measure", nproc=2)
-        prod2 = [lt for lt in loop_times(w2 / "log.measure") if lt[0] in (load_steps, unload_steps)]
-        t2 = sum(s for _, s in prod2[-2:])
+        t2 = next(sec for n, sec in loop_times(w2 / "log.measure") if n == steps)
         timing["ranks_2"] = {"loop_time_s": t2, "process_wall_s": wall2,
                              "particle_steps_per_s": len(ids) * steps / t2}
     return dict(ids=ids, radius=radius, pos=pos, top=top, bottom=bottom, z0=z0,
@@ -447,9 +464,10 @@ def write_outputs(work: Path, m: dict, report: dict):
                     f"{d['vx'][k]:.9g},{d['vy'][k]:.9g},{d['vz'][k]:.9g}\n")
     shutil.copy(work / "in.measure.liggghts", OUT / "in.measure.liggghts")
     # plate position check against the mesh LIGGGHTS wrote
-    stl_z = [float(line.split()[3]) for line in (work / "plate_final.stl").read_text().splitlines()
-             if line.strip().startswith("vertex")]
     n_steps = m["load_steps"] + m["unload_steps"]
+    stl_z = [float(line.split()[3]) for line in
+             (work / f"plate_final{n_steps}.stl").read_text().splitlines()
+             if line.strip().startswith("vertex")]
     report["plate_final_z_liggghts_stl"] = stl_z[0]
     report["plate_final_z_schedule"] = float(plate_z(n_steps, m["z0"], m["load_steps"]))
     (OUT / "timing.json").write_text(json.dumps(m["timing"], indent=2) + "\n")
@@ -462,22 +480,26 @@ def main():
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--skip-prepare", action="store_true",
                     help="reuse the committed initial.csv; rerun only the measured stage")
+    ap.add_argument("--prepare-only", action="store_true", help="stop after writing initial.csv")
     ap.add_argument("--np2", action="store_true", help="also time the measured stage on 2 ranks")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="compaction_small_"))
     work.mkdir(parents=True, exist_ok=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    report_path = OUT / "case.json"
-    old = json.loads(report_path.read_text()) if report_path.exists() else {}
-    report = dict(old.get("preparation", {})) if args.skip_prepare else {}
+    report = {}
+    if args.skip_prepare and (OUT / "preparation.json").exists():
+        report = json.loads((OUT / "preparation.json").read_text())
     if not args.skip_prepare:
         ids, cls, types, radius, density, d = prepare(work, report)
         write_initial(ids, cls, types, radius, density, d)
         shutil.copy(work / "in.prepare.liggghts", OUT / "in.prepare.liggghts")
         ke = 0.5 * (density * 4 / 3 * np.pi * radius ** 3) * (d["vx"] ** 2 + d["vy"] ** 2 + d["vz"] ** 2)
         report["prepared_kinetic_energy_micro"] = float(ke.sum())
+        (OUT / "preparation.json").write_text(json.dumps(report, indent=2) + "\n")
+        if args.prepare_only:
+            print(json.dumps(report, indent=2))
+            return 0
     ids, cls, types, radius, density, pos = read_initial()
-    top = float((pos[:, 2] + radius).max())
     report["initial_overlaps"] = overlap_report(pos, radius, LATERAL)
     report["initial_floor_overlap_max_um"] = float(np.maximum(radius - pos[:, 2], 0).max())
     m = measure(work, report, args.np2)

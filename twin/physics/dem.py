@@ -199,8 +199,9 @@ def _rebuild(state: DEMState, position, box: Box, spec: NeighborSpec):
 
 def step(state: DEMState, table: PairTable, box: Box, spec: NeighborSpec,
          config: DEMConfig) -> DEMState:
-    """One velocity-Verlet step (see the module docstring). A step that produces a non-finite
-    value is not taken: the state freezes and ``bad_step``/``bad_particle`` record where."""
+    """One velocity-Verlet step (see the module docstring). The first step that produces a
+    non-finite value is recorded in ``bad_step``/``bad_particle`` (the driver then recovers the
+    last good state by replaying the chunk up to the step before)."""
     s, dt = state.spheres, config.dt
     inverse_mass = (1.0 / s.mass)[:, None]
     inverse_inertia = (1.0 / (INERTIA_FACTOR * s.mass * s.radius**2))[:, None]
@@ -227,13 +228,11 @@ def step(state: DEMState, table: PairTable, box: Box, spec: NeighborSpec,
         moved, (velocity, angular_velocity, force, torque, pair_shear, wall_shear, wall_force))
     finite = jnp.all(jnp.isfinite(jnp.concatenate([position, velocity, angular_velocity], axis=1)),
                      axis=1)
-    healthy = jnp.all(finite) & (state.bad_step < 0)
-    first_failure = jnp.all(finite) | (state.bad_step >= 0)
-    kept = jax.tree_util.tree_map(lambda a, b: jnp.where(healthy, a, b), new, state)
+    first_failure = (state.bad_step < 0) & ~jnp.all(finite)
     return eqx.tree_at(
-        lambda st: (st.bad_step, st.bad_particle), kept,
-        (jnp.where(first_failure, state.bad_step, state.step + 1),
-         jnp.where(first_failure, state.bad_particle, jnp.argmin(finite))))
+        lambda st: (st.bad_step, st.bad_particle), new,
+        (jnp.where(first_failure, state.step + 1, state.bad_step),
+         jnp.where(first_failure, jnp.argmin(finite), state.bad_particle)))
 
 
 class Record(eqx.Module):

@@ -101,7 +101,11 @@ def allocate_neighbors(position, radius, box: Box, skin: float, *, cell_capacity
     for s in np.unique(reach):
         members.append(jnp.asarray(np.flatnonzero(reach == s), dtype=jnp.int32))
         offsets = [_axis_offsets(int(s), n, p) for n, p in zip(cells, box.periodic)]
-        stencils.append(jnp.asarray(list(itertools.product(*offsets)), dtype=jnp.int32))
+        cube = np.array(list(itertools.product(*offsets)))
+        # Keep the cells whose nearest point can lie within the reach: a sphere, not a cube
+        # (halves the candidates of the largest spheres).
+        gap = np.maximum(np.abs(cube) - 1, 0)
+        stencils.append(jnp.asarray(cube[np.sum(gap**2, axis=1) <= s**2], dtype=jnp.int32))
     if cell_capacity is None:
         occupancy = np.bincount(np.asarray(_cell_index(jnp.asarray(position), box, cells)),
                                 minlength=int(np.prod(cells)))

@@ -3,8 +3,9 @@
 * Neighbour overflow (a cell or the pair list full): the chunk is thrown away, the list
   re-allocated with more room from the chunk's starting state (shear history carried by pair
   identity), and the chunk repeated. No contact is ever dropped.
-* A non-finite value: the jitted step freezes the state at the last good step; the driver raises
-  :class:`SimulationDiverged` naming the step and particle and carrying that last good state.
+* A non-finite value: the jitted step records the first step and particle where it appeared; the
+  driver replays the chunk up to the step before and raises :class:`SimulationDiverged` naming the
+  step and particle and carrying that last good state.
 * Time step: :func:`check_time_step` refuses dt above a fraction of the Rayleigh time.
 """
 
@@ -110,12 +111,15 @@ def simulate(state: DEMState, materials: Materials, box: Box, spec: NeighborSpec
         bad_step = int(new_state.bad_step)
         if bad_step >= 0:
             particle = int(new_state.bad_particle)
+            good_steps = bad_step - 1 - int(state.step)
+            last_good = state if good_steps == 0 else _run_chunk(
+                state, materials, box, spec, config, 1, good_steps, False)[0]
             raise SimulationDiverged(
                 f"non-finite position/velocity at step {bad_step} for particle index {particle} "
                 f"(radius {float(state.spheres.radius[particle]):.4g} µm): the state of step "
                 f"{bad_step - 1} is kept. Usual causes: a time step too large, huge initial "
                 "overlaps (relax the packing first), or a wall moving through particles.",
-                new_state, bad_step, particle)
+                last_good, bad_step, particle)
         state = new_state
         records.append(jax.device_get(chunk_records))
         done += n_records * record_every
