@@ -129,29 +129,32 @@ def _pair_forces(spheres: Spheres, pair_list: PairList, shear, table: PairTable,
 def _wall_forces(spheres: Spheres, walls: Walls, shear, table: PairTable, cohesion: str,
                  dt: float):
     """Forces of every wall on every sphere; shear history has shape (N, W, 3)."""
-    n, n_walls = spheres.count, walls.z.shape[0]
-    gap = (spheres.position[:, 2:3] - walls.z[None, :]) * walls.normal_z[None, :]
-    overlap = (spheres.radius[:, None] - gap).ravel()
-    radius = jnp.repeat(spheres.radius, n_walls)
-    normal = jnp.zeros((n * n_walls, 3), overlap.dtype).at[:, 2].set(
-        jnp.tile(walls.normal_z, n))
-    wall_velocity = jnp.zeros((n_walls, 3), overlap.dtype).at[:, 2].set(walls.velocity_z)
-    relative = (spheres.velocity[:, None, :] - wall_velocity[None]).reshape(-1, 3)
-    lever = radius - 0.5 * overlap
-    omega = jnp.repeat(spheres.angular_velocity, n_walls, axis=0)
-    t_i = jnp.repeat(spheres.type, n_walls)
-    t_w = jnp.tile(walls.type, n)
-    area = wall_contact_area(cohesion, jnp.maximum(overlap, 0.0), radius)
-    law_inputs = _cast(shear.dtype, normal, overlap, relative, lever[:, None] * omega, radius,
-                       jnp.repeat(spheres.mass, n_walls), area)
-    force, tangential, new_shear = granular_contact(
-        *law_inputs, shear.reshape(-1, 3), *_cast(shear.dtype, *_pair_constants(table, t_i, t_w)),
-        dt)
-    force, tangential = _cast(normal.dtype, force, tangential)
-    torque = -lever[:, None] * jnp.cross(normal, tangential)
-    force = force.reshape(n, n_walls, 3)
-    return (force.sum(axis=1), torque.reshape(n, n_walls, 3).sum(axis=1),
-            new_shear.reshape(n, n_walls, 3), -force.sum(axis=0))
+    n, dtype = spheres.count, spheres.position.dtype
+    radius, omega = spheres.radius, spheres.angular_velocity
+    total_force = jnp.zeros((n, 3), dtype)
+    total_torque = jnp.zeros((n, 3), dtype)
+    new_shear, on_walls = [], []
+    for w in range(walls.z.shape[0]):   # a handful of walls: unrolled
+        unit_z = jnp.zeros(3, dtype).at[2].set(1.0)
+        normal = jnp.broadcast_to(walls.normal_z[w] * unit_z, (n, 3))
+        overlap = radius - (spheres.position[:, 2] - walls.z[w]) * walls.normal_z[w]
+        lever = radius - 0.5 * overlap
+        area = wall_contact_area(cohesion, jnp.maximum(overlap, 0.0), radius)
+        wall_type = jnp.full((n,), walls.type[w])
+        law_inputs = _cast(shear.dtype, normal, overlap,
+                           spheres.velocity - walls.velocity_z[w] * unit_z,
+                           lever[:, None] * omega, radius, spheres.mass, area)
+        force, tangential, shear_w = granular_contact(
+            *law_inputs, shear[:, w],
+            *_cast(shear.dtype, *_pair_constants(table, spheres.type, wall_type)), dt)
+        force, tangential = _cast(dtype, force, tangential)
+        total_force = total_force + force
+        total_torque = total_torque - lever[:, None] * jnp.cross(normal, tangential)
+        new_shear.append(shear_w)
+        on_walls.append(-force.sum(axis=0))
+    if not new_shear:
+        return total_force, total_torque, shear, jnp.zeros((0, 3), dtype)
+    return total_force, total_torque, jnp.stack(new_shear, axis=1), jnp.stack(on_walls)
 
 
 def contact_forces(state: DEMState, table: PairTable, box: Box, config: DEMConfig):
