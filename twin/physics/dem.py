@@ -185,8 +185,8 @@ def initial_state(spheres: Spheres, walls: Walls, pair_list: PairList, materials
     state = DEMState(
         spheres=spheres, walls=walls, wall_force=jnp.zeros((n_walls, 3), dtype),
         neighbors=pair_list, pair_shear=jnp.zeros((pair_list.pairs.shape[0], 3), history_dtype),
-        wall_shear=jnp.zeros((n, n_walls, 3), history_dtype), step=jnp.asarray(0),
-        bad_step=jnp.asarray(-1), bad_particle=jnp.asarray(-1))
+        wall_shear=jnp.zeros((n, n_walls, 3), history_dtype), step=jnp.zeros((), jnp.int64),
+        bad_step=jnp.full((), -1, jnp.int64), bad_particle=jnp.full((), -1, jnp.int64))
     force, torque, wall_force = setup_forces(state, materials, box, config)
     spheres = eqx.tree_at(lambda s: (s.force, s.torque), spheres, (force, torque))
     return eqx.tree_at(lambda st: (st.spheres, st.wall_force), state, (spheres, wall_force))
