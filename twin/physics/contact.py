@@ -12,6 +12,7 @@ and the force on i is F_i = (F_n - CED·A) n + F_t; the torque on i is -c_i n ×
 
 import jax.numpy as jnp
 
+from twin.physics import vector
 from twin.physics.hertz import hertz_normal_force
 from twin.physics.tangential import tangential_history_force
 
@@ -36,9 +37,9 @@ def granular_contact(normal, overlap, relative_velocity, rotational_velocity, r_
     """
     touching = overlap > 0.0
     positive_overlap = jnp.where(touching, overlap, 1.0)
-    normal_speed = jnp.sum(relative_velocity * normal, axis=-1)
+    normal_speed = vector.dot(relative_velocity, normal)
     tangential_velocity = (relative_velocity - normal_speed[:, None] * normal
-                           + jnp.cross(normal, rotational_velocity))
+                           + vector.cross(normal, rotational_velocity))
     normal_force, sqrt_r_overlap = hertz_normal_force(positive_overlap, normal_speed, r_eff,
                                                       m_eff, e_star, beta)
     tangential_force, new_shear = tangential_history_force(

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array, lax
 
+from twin.physics import vector
 from twin.physics.cohesion import sphere_contact_area, wall_contact_area
 from twin.physics.contact import granular_contact
 from twin.physics.materials import Materials, PairTable, pair_table
@@ -104,7 +105,7 @@ def _pair_forces(spheres: Spheres, pair_list: PairList, shear, table: PairTable,
     a, b = packed[i], packed[j]
     r_i, r_j, m_i, m_j = a[:, 9], b[:, 9], a[:, 10], b[:, 10]
     d = minimum_image(a[:, 0:3] - b[:, 0:3], box)
-    distance_sq = jnp.sum(d * d, axis=-1)
+    distance_sq = vector.norm_squared(d)
     usable = valid & (distance_sq > 0.0)
     distance = jnp.sqrt(jnp.where(usable, distance_sq, 1.0))
     overlap = jnp.where(usable, r_i + r_j - distance, -1.0)
@@ -118,7 +119,7 @@ def _pair_forces(spheres: Spheres, pair_list: PairList, shear, table: PairTable,
     force, tangential, new_shear = granular_contact(
         *law_inputs, shear, *_cast(shear.dtype, *_pair_constants(table, t_i, t_j)), dt)
     force, tangential = _cast(normal.dtype, force, tangential)
-    moment = jnp.cross(normal, tangential)
+    moment = vector.cross(normal, tangential)
     on_i = jnp.concatenate([force, -lever_i[:, None] * moment], axis=1)
     on_j = jnp.concatenate([-force, -lever_j[:, None] * moment], axis=1)
     total = jnp.zeros((n, 6), force.dtype).at[jnp.concatenate([i, j])].add(
@@ -149,7 +150,7 @@ def _wall_forces(spheres: Spheres, walls: Walls, shear, table: PairTable, cohesi
             *_cast(shear.dtype, *_pair_constants(table, spheres.type, wall_type)), dt)
         force, tangential = _cast(dtype, force, tangential)
         total_force = total_force + force
-        total_torque = total_torque - lever[:, None] * jnp.cross(normal, tangential)
+        total_torque = total_torque - lever[:, None] * vector.cross(normal, tangential)
         new_shear.append(shear_w)
         on_walls.append(-force.sum(axis=0))
     if not new_shear:

@@ -7,9 +7,10 @@ so instead:
 * the cell edge h is set by the *smallest* particles (h ≥ 2 r_min + skin);
 * each particle is stored once, in the cell of its centre (fixed capacity per cell);
 * a pair (i, j) is owned by the larger sphere (ties: the larger index), and each particle only
-  searches a cube of ±s cells with s = ceil((2 r_i + skin) / h), which reaches every smaller partner.
+  searches the cells within s = ceil((2 r_i + skin) / h) cells, which reach every smaller partner.
   Particles with the same s form a *group* with one static stencil, so the build is a handful of
-  dense gathers of static shape — jit-friendly on CPU, GPU and TPU.
+  dense gathers of static shape — jit-friendly on CPU, GPU and TPU. A group whose stencil holds
+  more slots than there are particles (a few large spheres in a small box) tests every particle.
 
 The result is a flat, sorted list of candidate pairs with ``|x_i - x_j| < r_i + r_j + skin``, of
 fixed capacity. Overflow of a cell or of the pair capacity sets a flag and *never* drops a pair
@@ -30,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from twin.physics import vector
 from twin.physics.space import Box, minimum_image
 
 MAX_CELLS_PER_PARTICLE = 4
@@ -44,6 +46,7 @@ class NeighborSpec(eqx.Module):
 
     group_members: tuple[Array, ...]
     group_stencils: tuple[Array, ...]
+    group_scans_all: tuple[bool, ...] = eqx.field(static=True)
     cells_per_axis: tuple[int, int, int] = eqx.field(static=True)
     cell_capacity: int = eqx.field(static=True)
     pair_capacity: int = eqx.field(static=True)
@@ -110,13 +113,15 @@ def allocate_neighbors(position, radius, box: Box, skin: float, *, cell_capacity
         occupancy = np.bincount(np.asarray(_cell_index(jnp.asarray(position), box, cells)),
                                 minlength=int(np.prod(cells)))
         cell_capacity = int(math.ceil(growth * occupancy.max())) + 2
-    provisional = NeighborSpec(tuple(members), tuple(stencils), cells, cell_capacity,
+    # A few large spheres with a huge stencil are cheaper to test against every particle.
+    scans_all = tuple(len(st) * cell_capacity >= len(radius) for st in stencils)
+    provisional = NeighborSpec(tuple(members), tuple(stencils), scans_all, cells, cell_capacity,
                                pair_capacity or 1, float(skin))
     if pair_capacity is None:
         count = int(build_pairs(jnp.asarray(position), jnp.asarray(radius), box, provisional).count)
         pair_capacity = max(int(math.ceil(growth * count)) + 64, len(radius))
-    spec = NeighborSpec(tuple(members), tuple(stencils), cells, cell_capacity, pair_capacity,
-                        float(skin))
+    spec = NeighborSpec(tuple(members), tuple(stencils), scans_all, cells, cell_capacity,
+                        pair_capacity, float(skin))
     pair_list = build_pairs(jnp.asarray(position), jnp.asarray(radius), box, spec)
     return spec, pair_list
 
@@ -150,20 +155,24 @@ def build_pairs(position: Array, radius: Array, box: Box, spec: NeighborSpec) ->
     cells_array = jnp.asarray(cells)
     periodic = jnp.asarray(box.periodic)
     owners, partners, keep = [], [], []
-    for members, stencil in zip(spec.group_members, spec.group_stencils):
-        neighbour_cells = coordinates[members][:, None, :] + stencil[None, :, :]
-        inside = jnp.all(periodic | ((neighbour_cells >= 0) & (neighbour_cells < cells_array)),
-                         axis=-1)
-        neighbour_cells = jnp.mod(neighbour_cells, cells_array)
-        flat = (neighbour_cells[..., 0] * cells[1] + neighbour_cells[..., 1]) * cells[2] \
-            + neighbour_cells[..., 2]
-        candidates = jnp.where(inside[..., None], table[flat], n).reshape(members.shape[0], -1)
+    for members, stencil, scans_all in zip(spec.group_members, spec.group_stencils,
+                                           spec.group_scans_all):
+        if scans_all:
+            candidates = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (members.shape[0], n))
+        else:
+            neighbour_cells = coordinates[members][:, None, :] + stencil[None, :, :]
+            inside = jnp.all(periodic | ((neighbour_cells >= 0) & (neighbour_cells < cells_array)),
+                             axis=-1)
+            neighbour_cells = jnp.mod(neighbour_cells, cells_array)
+            flat = (neighbour_cells[..., 0] * cells[1] + neighbour_cells[..., 1]) * cells[2] \
+                + neighbour_cells[..., 2]
+            candidates = jnp.where(inside[..., None], table[flat], n).reshape(members.shape[0], -1)
         i = jnp.broadcast_to(members[:, None], candidates.shape)
         j_safe = jnp.where(candidates < n, candidates, 0)
         r_i, r_j = radius[i], radius[j_safe]
         owned = (r_j < r_i) | ((r_j == r_i) & (candidates > i))
         d = minimum_image(position[i] - position[j_safe], box)
-        close = jnp.sum(d * d, axis=-1) < (r_i + r_j + spec.skin) ** 2
+        close = vector.norm_squared(d) < (r_i + r_j + spec.skin) ** 2
         owners.append(i.ravel())
         partners.append(candidates.ravel())
         keep.append(((candidates < n) & owned & close).ravel())
@@ -194,5 +203,5 @@ def carry_shear_history(old_pairs: Array, old_shear: Array, new_pairs: Array, n:
 def needs_rebuild(position: Array, reference_position: Array, box: Box, skin: float) -> Array:
     """True once any particle moved more than skin/2 since the list was built."""
     moved = minimum_image(position - reference_position, box)
-    return jnp.max(jnp.sum(moved * moved, axis=-1)) > (0.5 * skin) ** 2
+    return jnp.max(vector.norm_squared(moved)) > (0.5 * skin) ** 2
 

@@ -18,11 +18,12 @@ References: Mindlin & Deresiewicz (1953); LIGGGHTS ``tangential_model_history.h`
 
 import jax.numpy as jnp
 
+from twin.physics import vector
 from twin.physics.materials import SQRT_FIVE_SIXTHS
 
 
 def _safe_norm(vectors):
-    squared = jnp.sum(vectors * vectors, axis=-1)
+    squared = vector.norm_squared(vectors)
     positive = squared > 0.0
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
 
@@ -31,7 +32,7 @@ def tangential_history_force(shear, tangential_velocity, normal, normal_force, s
                              m_eff, g_star, beta, friction, dt):
     """Return (F_t (K,3), updated shear history (K,3)) for touching contacts."""
     shear = shear + tangential_velocity * dt
-    shear = shear - jnp.sum(shear * normal, axis=-1, keepdims=True) * normal
+    shear = shear - vector.dot(shear, normal)[:, None] * normal
     k_t = 8.0 * g_star * sqrt_r_overlap
     gamma_t = -2.0 * SQRT_FIVE_SIXTHS * beta * jnp.sqrt(k_t * m_eff)
     spring = -k_t[:, None] * shear

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from twin.io.lammps import read_sphere_data
+from twin.physics import vector
 from twin.physics.neighbors import allocate_neighbors, build_pairs, needs_rebuild
 from twin.physics.space import Box, minimum_image, wrap_positions
 
@@ -102,7 +103,7 @@ def _overlap_energy(position, radius, pairs, box, floor_z, ceiling_z):
     valid = pairs[:, 0] < n
     i, j = jnp.where(valid, pairs[:, 0], 0), jnp.where(valid, pairs[:, 1], 0)
     d = minimum_image(position[i] - position[j], box)
-    distance = jnp.sqrt(jnp.maximum(jnp.sum(d * d, axis=-1), 1e-24))
+    distance = jnp.sqrt(jnp.maximum(vector.norm_squared(d), 1e-24))
     pair_overlap = jnp.where(valid, jnp.maximum(radius[i] + radius[j] - distance, 0.0), 0.0)
     floor_overlap = jnp.maximum(radius - (position[:, 2] - floor_z), 0.0)
     ceiling_overlap = jnp.maximum(radius - (ceiling_z - position[:, 2]), 0.0)
