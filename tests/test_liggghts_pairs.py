@@ -7,49 +7,22 @@ relative to the largest magnitude that quantity reaches in the case, in float64.
 for 20 000 steps, where Hertz and cohesion forces of ~1e4 nN cancel.
 """
 
-import equinox as eqx
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from golden_cases import GOLDEN, load_reference_case, read_csv
-from twin.io.case import prepare
+from golden_cases import GOLDEN, load_reference_case, read_csv, run_like_liggghts
 from twin.physics.cohesion import sphere_contact_area
-from twin.physics.dem import setup_forces
-from twin.physics.simulate import concatenate_records, simulate
 
 TOLERANCE = {"float64": 1e-6, "float32": 2e-3}
 CASES = sorted(p.name for p in (GOLDEN / "pairs").iterdir() if (p / "case.json").exists())
 
 
-def liggghts_run_setup(state, materials, box, config):
-    """What LIGGGHTS does at the start of every later ``run`` command: forces re-evaluated at
-    x(n) with the full-step velocities, walls taken at rest, histories not advanced."""
-    resting = eqx.tree_at(lambda s: s.walls.velocity_z, state, jnp.zeros_like(state.walls.velocity_z))
-    force, torque, wall_force = setup_forces(resting, materials, box, config)
-    return eqx.tree_at(lambda s: (s.spheres.force, s.spheres.torque, s.wall_force), state,
-                       (force, torque, wall_force))
-
-
-def run_like_liggghts(case, doc):
-    state, spec, config, box, materials = prepare(case)
+def run_with_reference_sampling(case, doc):
     reference = read_csv(GOLDEN / "pairs" / doc["name"] / "particles.csv")
     steps = np.unique(reference["step"]).astype(int)
     every = int(steps[1] - steps[0])
-    runs = doc.get("runs") or [{"steps": case.steps, "velocity_z": {}}]
-    separate_runs = "ONE LIGGGHTS run" not in doc["description"]
-    records = []
-    for number, segment in enumerate(runs):
-        velocities = [segment["velocity_z"].get(w.name, w.velocity_z) for w in case.walls]
-        if velocities:
-            state = eqx.tree_at(lambda s: s.walls.velocity_z, state,
-                                jnp.asarray(velocities, state.walls.z.dtype))
-        if number > 0 and separate_runs:
-            state = liggghts_run_setup(state, materials, box, config)
-        result = simulate(state, materials, box, spec, config, segment["steps"], every)
-        state, spec = result.state, result.spec
-        records += result.records
-    return concatenate_records(records), reference, every
+    record, _ = run_like_liggghts(case, doc, every)
+    return record, reference
 
 
 def largest_cohesion_force(case, n_records, reference):
@@ -77,7 +50,7 @@ def test_matches_liggghts(name, precision):
     case, doc = load_reference_case(GOLDEN / "pairs" / name)
     case.precision = precision
     tolerance = TOLERANCE[precision]
-    record, reference, every = run_like_liggghts(case, doc)
+    record, reference = run_with_reference_sampling(case, doc)
     n = len(case.ids)
     ours = {"x": record.position, "v": record.velocity, "w": record.angular_velocity,
             "f": record.force}
