@@ -20,11 +20,12 @@ def load_reference_case(folder) -> tuple[Case, dict]:
     """A :class:`Case` equivalent to the LIGGGHTS input, plus the raw json (micro units)."""
     folder = Path(folder)
     doc = json.loads((folder / "case.json").read_text())
-    names = tuple(doc.get("type_names", ("CBD", "AM", "Al", "steel")))
+    names = tuple(doc.get("type_names") or doc.get("types"))
     materials = Materials(np.array(doc["youngs_modulus"]), np.array(doc["poisson"]),
                           np.array(doc["restitution"]), np.array(doc["friction"]),
                           np.array(doc["ced"]), names)
-    particles = doc.get("particles") or _initial_csv_particles(folder / "initial.csv")
+    particles = doc["particles"] if isinstance(doc.get("particles"), list) \
+        else _initial_csv_particles(folder / "initial.csv")
     walls = [WallSpec(w["name"], w["type"] - 1, w["z"], w["normal_z"], w["velocity_z"])
              for w in doc.get("walls", [])]
     case = Case(
@@ -63,8 +64,13 @@ def run_like_liggghts(case, doc, every, record_particles=True, progress=None):
     """Run a reference case as LIGGGHTS did: its ``runs`` (wall velocities per segment), each
     later separate ``run`` starting with LIGGGHTS' set-up pass. Returns the joined records."""
     state, spec, config, box, materials = prepare(case)
-    runs = doc.get("runs") or [{"steps": case.steps, "velocity_z": {}}]
-    separate_runs = "ONE LIGGGHTS run" not in doc.get("description", "")
+    if "plate_schedule" in doc:   # one LIGGGHTS run whose plate velocity switches
+        runs = [{"steps": s["to_step"] - s["from_step"], "velocity_z": {"plate": s["velocity_z"]}}
+                for s in doc["plate_schedule"]]
+        separate_runs = False
+    else:
+        runs = doc.get("runs") or [{"steps": case.steps, "velocity_z": {}}]
+        separate_runs = "ONE LIGGGHTS run" not in doc.get("description", "")
     records = []
     for number, segment in enumerate(runs):
         velocities = [segment["velocity_z"].get(w.name, w.velocity_z) for w in case.walls]
