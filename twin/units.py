@@ -5,8 +5,6 @@ force pg·µm/µs² = 1e-9 N, energy 1e-15 J, pressure pg/(µm·µs²) = 1e3 Pa,
 """
 
 PA_PER_MICRO_PRESSURE = 1.0e3
-NEWTON_PER_MICRO_FORCE = 1.0e-9
-JOULE_PER_MICRO_ENERGY = 1.0e-15
 
 
 def gpa_to_micro(value_gpa):
@@ -17,11 +15,3 @@ def gpa_to_micro(value_gpa):
 def j_per_m3_to_micro(value):
     """Cohesion energy density J/m³ (= Pa) -> micro pressure units."""
     return value / PA_PER_MICRO_PRESSURE
-
-
-def micro_force_to_newton(value):
-    return value * NEWTON_PER_MICRO_FORCE
-
-
-def micro_pressure_to_mpa(value):
-    return value * PA_PER_MICRO_PRESSURE / 1.0e6

@@ -28,21 +28,6 @@ class SphereData:
     n_types: int
     source: str
 
-    def check_inside(self, periodic) -> None:
-        """Raise if a particle lies outside the box along a non-periodic axis."""
-        for axis, is_periodic in enumerate(periodic):
-            if is_periodic:
-                continue
-            coordinate = self.position[:, axis]
-            outside = (coordinate < self.box_lo[axis]) | (coordinate > self.box_hi[axis])
-            if outside.any():
-                k = int(np.argmax(outside))
-                raise ValueError(
-                    f"{self.source}: particle id {self.ids[k]} has {'xyz'[axis]} = "
-                    f"{coordinate[k]:.6g} µm outside the non-periodic box "
-                    f"[{self.box_lo[axis]:.6g}, {self.box_hi[axis]:.6g}] µm: enlarge the box "
-                    "along that axis or make it periodic")
-
 
 def _fail(path, line_number, message):
     raise ValueError(f"{path}:{line_number}: {message}")
