@@ -9,7 +9,7 @@ Over the whole stroke, LIGGGHTS itself run on 2 MPI ranks instead of 1 (only the
 changes) differs from its 1-rank curve by 14.8 % RMS of the plate force (8.7 % even after a
 0.5 µm moving average): no code can meet a 3 % pointwise criterion on this protocol. The whole curve
 is therefore held to LIGGGHTS' own spread — the twin's RMS difference to the 1-rank run at most
-1.5 × that of the 2-rank run (walls_2ranks.csv, tools/reference/liggghts_compaction_ranks.py) —
+1.5 × that of the 2-rank run (walls_spread.csv, written by tools/reference/liggghts_compaction.py) —
 and the packing fraction after unloading must agree within 0.5 percentage points.
 
 That packing fraction uses the thickness at which the rising plate last carries 1 % of its maximum
@@ -29,8 +29,8 @@ SPREAD_FACTOR = 1.5   # the twin may differ from LIGGGHTS by at most 1.5 × LIGG
 RECOVERY_FORCE_FRACTION = 0.01
 
 
-def reference_walls(name, file="walls.csv"):
-    walls = read_csv(FOLDER / file)
+def reference_walls(name):
+    walls = read_csv(FOLDER / "walls.csv")
     mine = walls["wall"] == name
     return walls["step"][mine].astype(int), walls["z"][mine].astype(float), \
         walls["fz"][mine].astype(float)
@@ -64,7 +64,7 @@ def test_compaction_curve_and_packing_fraction_match_liggghts():
     case, doc = load_reference_case(FOLDER)
     record, _ = run_like_liggghts(case, doc, doc["dump_every"], record_particles=False)
     _, their_z, their_force = reference_walls("plate")
-    _, _, their_other_force = reference_walls("plate", "walls_2ranks.csv")
+    their_other_force = read_csv(FOLDER / "walls_spread.csv")["plate_fz_np2"].astype(float)
     k = [w.name for w in case.walls].index("plate")
     our_z, our_force = record.wall_z[:, k], record.wall_force[:, k, 2]
     np.testing.assert_allclose(our_z, their_z, rtol=0, atol=1e-7)
