@@ -55,20 +55,13 @@ def liggghts_rate(steps: int, ranks: int) -> dict:
     sys.path.insert(0, str(ROOT / "tools" / "reference"))
     import liggghts_compaction as reference
 
-    doc = json.loads((CASE / "case.json").read_text())
-    ids, _, types, radius, density, position = reference.read_initial()
-    z0 = doc["results"]["plate_start_z_um"]
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        reference.write_data(work / "initial.data", ids, types, radius, density, position,
-                             reference.LATERAL, -1.0, z0 + 1.0)
-        reference.write_stl(work / "floor.stl", 0.0, reference.LATERAL, "floor")
-        reference.write_stl(work / "plate.stl", z0, reference.LATERAL, "plate")
-        (work / "in.bench").write_text(reference.measure_input(z0, steps, 0))
-        reference.run_liggghts(work, "in.bench", "log.bench", nproc=ranks)
+        stage = reference.measure_setup(work, load_steps=steps, unload_steps=0)
+        reference.run_liggghts(work, "in.measure.liggghts", "log.bench", nproc=ranks)
         seconds = next(s for n, s in reference.loop_times(work / "log.bench") if n == steps)
     return {"code": "LIGGGHTS 3.8", "precision": "float64", "ranks": ranks, "seconds": seconds,
-            "particle_steps_per_second": len(ids) * steps / seconds}
+            "particle_steps_per_second": len(stage["ids"]) * steps / seconds}
 
 
 def _subprocess(args: list[str], cores: str | None) -> dict:

@@ -421,13 +421,18 @@ def read_initial():
             a["density"], pos)
 
 
-def measure_setup(work: Path):
+def measure_setup(work: Path, load_steps: int | None = None, unload_steps: int | None = None):
+    """Write the measured stage's inputs into ``work``; by default the full protocol (plate down
+    by COMPRESSION of the thickness, then up by UNLOAD_FRACTION of that), or the given step counts
+    (the benchmark times a shorter stroke)."""
     ids, cls, types, radius, density, pos = read_initial()
     top = float((pos[:, 2] + radius).max())
     z0 = top + GAP
     travel = COMPRESSION * top + GAP          # floor at z = 0: thickness = top
-    load_steps = int(math.ceil(travel / V_PLATE / DT / DUMP_EVERY)) * DUMP_EVERY
-    unload_steps = int(math.ceil(UNLOAD_FRACTION * load_steps / DUMP_EVERY)) * DUMP_EVERY
+    if load_steps is None:
+        load_steps = int(math.ceil(travel / V_PLATE / DT / DUMP_EVERY)) * DUMP_EVERY
+    if unload_steps is None:
+        unload_steps = int(math.ceil(UNLOAD_FRACTION * load_steps / DUMP_EVERY)) * DUMP_EVERY
     z_box_hi = z0 + V_PLATE * DT * max(unload_steps - load_steps, 0) + 1.0
     write_data(work / "initial.data", ids, types, radius, density, pos, LATERAL, -1.0, z_box_hi)
     write_stl(work / "floor.stl", 0.0, LATERAL, "floor")
