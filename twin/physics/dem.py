@@ -23,7 +23,7 @@ from twin.physics import vector
 from twin.physics.cohesion import sphere_contact_area, wall_contact_area
 from twin.physics.contact import granular_contact
 from twin.physics.materials import Materials, PairTable, pair_table
-from twin.physics.neighbors import (NeighborSpec, PairList, build_pairs, carry_shear_history,
+from twin.physics.neighbors import (NeighborSpec, PairList, carry_shear_history, rebuild_pairs,
                                     needs_rebuild)
 from twin.physics.space import Box, minimum_image, wrap_positions
 
@@ -194,10 +194,9 @@ def initial_state(spheres: Spheres, walls: Walls, pair_list: PairList, materials
 
 
 def _rebuild(state: DEMState, position, box: Box, spec: NeighborSpec):
-    fresh = build_pairs(position, state.spheres.radius, box, spec)
+    fresh = rebuild_pairs(state.neighbors, position, state.spheres.radius, box, spec)
     shear = carry_shear_history(state.neighbors.pairs, state.pair_shear, fresh.pairs,
                                 state.spheres.count)
-    fresh = eqx.tree_at(lambda p: p.overflow, fresh, fresh.overflow | state.neighbors.overflow)
     return fresh, shear
 
 

@@ -188,6 +188,13 @@ def build_pairs(position: Array, radius: Array, box: Box, spec: NeighborSpec) ->
     return PairList(pairs, count, overflow, position)
 
 
+def rebuild_pairs(pair_list: PairList, position: Array, radius: Array, box: Box,
+                  spec: NeighborSpec) -> PairList:
+    """A fresh list at ``position`` whose overflow flag stays set once any build overflowed."""
+    fresh = build_pairs(position, radius, box, spec)
+    return eqx.tree_at(lambda p: p.overflow, fresh, fresh.overflow | pair_list.overflow)
+
+
 def pair_keys(pairs: Array, n: int) -> Array:
     return pairs[:, 0].astype(jnp.int64) * (n + 1) + pairs[:, 1]
 

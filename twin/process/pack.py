@@ -19,14 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from twin.io.lammps import read_sphere_data
 from twin.physics import vector
-from twin.physics.neighbors import allocate_neighbors, build_pairs, needs_rebuild
+from twin.physics.neighbors import allocate_neighbors, needs_rebuild, rebuild_pairs
 from twin.physics.space import Box, minimum_image, wrap_positions
 
 AM_CLASS_DIAMETERS_UM = (2.5, 3.5, 4.5, 5.86, 8.28, 10.35)   # data types 2..7
@@ -134,8 +133,7 @@ def remove_overlaps(electrode: Electrode, tolerance=1e-3, max_rounds=200, steps_
             x, pair_list = carry
             pair_list = jax.lax.cond(
                 needs_rebuild(x, pair_list.reference_position, box, spec.skin),
-                lambda: eqx.tree_at(lambda p: p.overflow, build_pairs(x, radius, box, spec),
-                                    build_pairs(x, radius, box, spec).overflow | pair_list.overflow),
+                lambda: rebuild_pairs(pair_list, x, radius, box, spec),
                 lambda: pair_list)
             x = wrap_positions(x - step_size * weight * gradient(x, pair_list.pairs), box)
             return (x, pair_list), None
