@@ -97,6 +97,9 @@ def test_smooth_fractions_gradient_matches_finite_differences():
         return smooth_phase_fractions(x, r, phases, (0, 0, 0), (3, 3, 3), (True, True, False),
                                       (0.5, 2.5), 0.1, reach_um=reach)
 
+    with pytest.raises(ValueError, match="reach_um must be at least radius"):
+        smooth_phase_fractions(positions, radii, phases, (0, 0, 0), (3, 3, 3), voxel_um=0.1,
+                               reach_um=radii)
     weights = jnp.array([0.3, -1.0, 2.0])
     loss = lambda x, r: jnp.dot(weights, fractions(x, r))   # noqa: E731
     gx, gr = jax.grad(loss, argnums=(0, 1))(jnp.asarray(positions), jnp.asarray(radii))

@@ -259,6 +259,10 @@ def smooth_phase_fractions(positions, radii, phases, box_lo, box_hi, periodic=(T
                              "numpy bound on radius + width/2 for each sphere") from None
         _warn_coarse(reach_um - 0.5 * width, voxel_um)
     reach_um = np.asarray(reach_um, float)
+    if not isinstance(radii, jax.core.Tracer) and np.any(np.asarray(radii) + 0.5 * width
+                                                         > reach_um + 1e-12):
+        raise ValueError("reach_um must be at least radius + width/2 for every sphere (else its "
+                         "stencil would cut the smooth profile)")
     reach = jnp.asarray(reach_um, positions.dtype)
     totals = []
     for phase in (AM, CBD):

@@ -3,6 +3,7 @@
 * TIFF stack (``.tif``/``.tiff``, via tifffile, ImageJ hyperstack): one page per z slice, each page
   rows = y and columns = x, i.e. the file holds the array in (z, y, x) order; the voxel size is
   the ImageJ ``spacing`` (z) and the resolution (x, y), unit "um". Fiji/ImageJ open it as is.
+  The origin is not stored (it reads back as 0).
 * ``.npy``: the (x, y, z) uint8 array, with a sidecar ``<name>.json``
   ``{"voxel_um": h, "axes": "xyz", "labels": {...}}``.
 * ``.vtk``: legacy VTK ``STRUCTURED_POINTS``, binary (big-endian), one cell per voxel: DIMENSIONS
