@@ -7,7 +7,8 @@ import pytest
 
 from helpers import lattice_gas
 from twin.io.case import prepare
-from twin.physics.neighbors import allocate_neighbors, build_pairs, carry_shear_history
+from twin.physics.neighbors import (allocate_neighbors, build_pairs, carry_shear_history,
+                                    needs_rebuild)
 from twin.physics.simulate import simulate
 from twin.physics.space import Box
 
@@ -45,12 +46,30 @@ def test_pair_list_matches_brute_force(skin):
     assert owners_larger.all(), "a pair must be owned by its larger sphere"
 
 
+def test_wall_lists_hold_exactly_the_spheres_within_reach():
+    position, radius, box = electrode_like()
+    wall_z, wall_normal_z, skin = np.array([0.0, 12.0]), np.array([1.0, -1.0]), 0.3
+    spec, pair_list = allocate_neighbors(position, radius, box, skin, wall_z=wall_z,
+                                         wall_normal_z=wall_normal_z)
+    assert not bool(pair_list.overflow)
+    for w in range(2):
+        gap = (position[:, 2] - wall_z[w]) * wall_normal_z[w] - radius
+        listed = np.asarray(pair_list.wall_particles[w])
+        assert set(listed[listed < len(radius)]) == set(np.flatnonzero(gap < skin))
+    _, tight = allocate_neighbors(position, radius, box, skin, wall_z=wall_z,
+                                  wall_normal_z=wall_normal_z, wall_capacity=3)
+    assert bool(tight.overflow)
+    # The list expires once a wall has moved skin/2, even if no sphere moved.
+    assert not bool(needs_rebuild(pair_list, jnp.asarray(position), box, skin, wall_z + 0.14))
+    assert bool(needs_rebuild(pair_list, jnp.asarray(position), box, skin, wall_z + 0.16))
+
+
 def test_overflow_is_flagged_never_silent():
     position, radius, box = electrode_like()
     spec, pair_list = allocate_neighbors(position, radius, box, 0.3, pair_capacity=10)
     assert int(pair_list.count) > 10
     assert bool(pair_list.overflow)
-    spec, pair_list = allocate_neighbors(position, radius, box, 0.3, cell_capacity=1)
+    spec, pair_list = allocate_neighbors(position, radius, box, 0.3, candidate_capacity=10)
     assert bool(pair_list.overflow)
 
 

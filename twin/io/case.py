@@ -172,7 +172,8 @@ def prepare(case: Case):
     materials = Materials(*(jnp.asarray(a, dtype) for a in (
         case.materials.youngs_modulus, case.materials.poisson, case.materials.restitution,
         case.materials.friction, case.materials.cohesion_energy_density)), case.materials.names)
-    spec, pair_list = allocate_neighbors(position, case.radius, box, case.skin)
+    spec, pair_list = allocate_neighbors(position, case.radius, box, case.skin, wall_z=walls.z,
+                                         wall_normal_z=walls.normal_z)
     config = DEMConfig(case.dt, case.cohesion, case.precision)
     state = initial_state(spheres, walls, pair_list, materials, box, config)
     return state, spec, config, box, materials

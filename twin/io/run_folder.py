@@ -89,15 +89,18 @@ class RunWriter:
 def _save_checkpoint(out: Path, state, spec, done: int, stepping_seconds: float) -> None:
     eqx.tree_serialise_leaves(out / "checkpoint.eqx", state)
     (out / "checkpoint.json").write_text(json.dumps({
-        "steps_done": done, "cell_capacity": spec.cell_capacity,
-        "pair_capacity": spec.pair_capacity, "stepping_seconds": stepping_seconds}))
+        "steps_done": done, "candidate_capacity": spec.candidate_capacity,
+        "pair_capacity": spec.pair_capacity, "wall_capacity": spec.wall_capacity,
+        "stepping_seconds": stepping_seconds}))
 
 
 def _load_checkpoint(out: Path, case: Case, state, box):
     info = json.loads((out / "checkpoint.json").read_text())
     spec, pair_list = allocate_neighbors(
         state.spheres.position, np.asarray(case.radius), box, case.skin,
-        cell_capacity=info["cell_capacity"], pair_capacity=info["pair_capacity"])
+        wall_z=np.asarray(state.walls.z), wall_normal_z=np.asarray(state.walls.normal_z),
+        candidate_capacity=info["candidate_capacity"], pair_capacity=info["pair_capacity"],
+        wall_capacity=info["wall_capacity"])
     template = eqx.tree_at(lambda s: (s.neighbors, s.pair_shear), state,
                            (pair_list, jnp.zeros((info["pair_capacity"], 3),
                                                  state.pair_shear.dtype)))

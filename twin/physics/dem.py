@@ -127,35 +127,39 @@ def _pair_forces(spheres: Spheres, pair_list: PairList, shear, table: PairTable,
     return total[:, :3], total[:, 3:], new_shear
 
 
-def _wall_forces(spheres: Spheres, walls: Walls, shear, table: PairTable, cohesion: str,
-                 dt: float):
-    """Forces of every wall on every sphere; shear history has shape (N, W, 3)."""
+def _wall_forces(spheres: Spheres, walls: Walls, wall_particles, shear, table: PairTable,
+                 cohesion: str, dt: float):
+    """Forces of each wall on the spheres listed near it (``wall_particles`` (W, K), padding N);
+    shear history is stored per sphere, shape (N, W, 3)."""
     n, dtype = spheres.count, spheres.position.dtype
-    radius, omega = spheres.radius, spheres.angular_velocity
-    total_force = jnp.zeros((n, 3), dtype)
-    total_torque = jnp.zeros((n, 3), dtype)
-    new_shear, on_walls = [], []
+    total = jnp.zeros((n, 6), dtype)
+    new_shear, on_walls = shear, []
+    unit_z = jnp.zeros(3, dtype).at[2].set(1.0)
     for w in range(walls.z.shape[0]):   # a handful of walls: unrolled
-        unit_z = jnp.zeros(3, dtype).at[2].set(1.0)
-        normal = jnp.broadcast_to(walls.normal_z[w] * unit_z, (n, 3))
-        overlap = radius - (spheres.position[:, 2] - walls.z[w]) * walls.normal_z[w]
+        listed = wall_particles[w]
+        k = jnp.where(listed < n, listed, 0)
+        radius, mass = spheres.radius[k], spheres.mass[k]
+        normal = jnp.broadcast_to(walls.normal_z[w] * unit_z, (k.shape[0], 3))
+        overlap = jnp.where(listed < n,
+                            radius - (spheres.position[k, 2] - walls.z[w]) * walls.normal_z[w],
+                            -1.0)
         lever = radius - 0.5 * overlap
         area = wall_contact_area(cohesion, jnp.maximum(overlap, 0.0), radius)
-        wall_type = jnp.full((n,), walls.type[w])
+        wall_type = jnp.full(k.shape, walls.type[w])
         law_inputs = _cast(shear.dtype, normal, overlap,
-                           spheres.velocity - walls.velocity_z[w] * unit_z,
-                           lever[:, None] * omega, radius, spheres.mass, area)
+                           spheres.velocity[k] - walls.velocity_z[w] * unit_z,
+                           lever[:, None] * spheres.angular_velocity[k], radius, mass, area)
         force, tangential, shear_w = granular_contact(
-            *law_inputs, shear[:, w],
-            *_cast(shear.dtype, *_pair_constants(table, spheres.type, wall_type)), dt)
+            *law_inputs, shear[k, w],
+            *_cast(shear.dtype, *_pair_constants(table, spheres.type[k], wall_type)), dt)
         force, tangential = _cast(dtype, force, tangential)
-        total_force = total_force + force
-        total_torque = total_torque - lever[:, None] * vector.cross(normal, tangential)
-        new_shear.append(shear_w)
+        torque = -lever[:, None] * vector.cross(normal, tangential)
+        total = total.at[listed].add(jnp.concatenate([force, torque], axis=1), mode="drop")
+        new_shear = new_shear.at[listed, w].set(shear_w, mode="drop")
         on_walls.append(-force.sum(axis=0))
-    if not new_shear:
-        return total_force, total_torque, shear, jnp.zeros((0, 3), dtype)
-    return total_force, total_torque, jnp.stack(new_shear, axis=1), jnp.stack(on_walls)
+    if not on_walls:
+        return total[:, :3], total[:, 3:], shear, jnp.zeros((0, 3), dtype)
+    return total[:, :3], total[:, 3:], new_shear, jnp.stack(on_walls)
 
 
 def contact_forces(state: DEMState, table: PairTable, box: Box, config: DEMConfig):
@@ -164,7 +168,8 @@ def contact_forces(state: DEMState, table: PairTable, box: Box, config: DEMConfi
     pair_force, pair_torque, pair_shear = _pair_forces(s, state.neighbors, state.pair_shear,
                                                        table, box, config.cohesion, config.dt)
     wall_force_on_spheres, wall_torque, wall_shear, force_on_walls = _wall_forces(
-        s, state.walls, state.wall_shear, table, config.cohesion, config.dt)
+        s, state.walls, state.neighbors.wall_particles, state.wall_shear, table, config.cohesion,
+        config.dt)
     return (pair_force + wall_force_on_spheres, pair_torque + wall_torque, pair_shear, wall_shear,
             force_on_walls)
 
@@ -193,8 +198,9 @@ def initial_state(spheres: Spheres, walls: Walls, pair_list: PairList, materials
     return eqx.tree_at(lambda st: (st.spheres, st.wall_force), state, (spheres, wall_force))
 
 
-def _rebuild(state: DEMState, position, box: Box, spec: NeighborSpec):
-    fresh = rebuild_pairs(state.neighbors, position, state.spheres.radius, box, spec)
+def _rebuild(state: DEMState, position, walls: Walls, box: Box, spec: NeighborSpec):
+    fresh = rebuild_pairs(state.neighbors, position, state.spheres.radius, box, spec, walls.z,
+                          walls.normal_z)
     shear = carry_shear_history(state.neighbors.pairs, state.pair_shear, fresh.pairs,
                                 state.spheres.count)
     return fresh, shear
@@ -213,8 +219,8 @@ def step(state: DEMState, table: PairTable, box: Box, spec: NeighborSpec,
     position = wrap_positions(s.position + dt * velocity, box)
     walls = eqx.tree_at(lambda w: w.z, state.walls, state.walls.z + dt * state.walls.velocity_z)
     neighbors, pair_shear = lax.cond(
-        needs_rebuild(position, state.neighbors.reference_position, box, spec.skin),
-        lambda: _rebuild(state, position, box, spec),
+        needs_rebuild(state.neighbors, position, box, spec.skin, walls.z),
+        lambda: _rebuild(state, position, walls, box, spec),
         lambda: (state.neighbors, state.pair_shear))
     moved = DEMState(
         spheres=eqx.tree_at(lambda x: (x.position, x.velocity, x.angular_velocity), s,

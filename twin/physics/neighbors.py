@@ -4,21 +4,26 @@ The electrode mixes 1.3 µm carbon-binder particles with AM spheres up to ~10.6 
 single cell grid sized for the largest pair would put hundreds of small particles in every cell,
 so instead:
 
-* the cell edge h is set by the *smallest* particles (h ≥ 2 r_min + skin);
-* each particle is stored once, in the cell of its centre (fixed capacity per cell);
+* the cell edge h is set by the *smallest* particles (h ≥ 2 r_min + skin), and the particles are
+  sorted by cell, so that each cell is a contiguous range of the sorted order;
 * a pair (i, j) is owned by the larger sphere (ties: the larger index), and each particle only
   searches the cells within s = ceil((2 r_i + skin) / h) cells, which reach every smaller partner.
-  Particles with the same s form a *group* with one static stencil, so the build is a handful of
-  dense gathers of static shape — jit-friendly on CPU, GPU and TPU. A group whose stencil holds
-  more slots than there are particles (a few large spheres in a small box) tests every particle.
+  Particles with the same s form a *group* with one static stencil;
+* the (particle, stencil cell) rows are expanded into candidate pairs: a cumulative sum of the
+  occupancies of the rows' cells gives each candidate slot its row by binary search, so only
+  occupied cells cost work (most cells of a stencil are empty) and no cell can overflow.
 
-The result is a flat, sorted list of candidate pairs with ``|x_i - x_j| < r_i + r_j + skin``, of
-fixed capacity. Overflow of a cell or of the pair capacity sets a flag and *never* drops a pair
-silently: the driver (:mod:`twin.physics.simulate`) re-allocates and repeats the chunk. The list
-stays valid while no particle moved more than skin/2 since the build.
+The result is a flat, sorted list of pairs with ``|x_i - x_j| < r_i + r_j + skin``, of fixed
+capacity. Overflow of the candidate or the pair capacity sets a flag and *never* drops a pair
+silently: the driver (:mod:`twin.physics.simulate`) re-allocates and repeats the chunk.
+
+Plane walls get the same treatment: at each build, the spheres within r + skin of a wall are
+listed (fixed capacity per wall, overflow flagged), so the wall contact law runs on a thin layer of
+spheres instead of all of them. The lists stay valid while no particle and no wall moved more than
+skin/2 since the build.
 
 Shear history lives on pairs; :func:`carry_shear_history` moves it to the slots of a new list by
-pair identity (i, j), not by slot.
+pair identity (i, j), not by slot. Wall shear history is stored per sphere and needs no carrying.
 """
 
 from __future__ import annotations
@@ -41,26 +46,31 @@ class NeighborSpec(eqx.Module):
     """Static layout of the neighbour search (shapes and capacities) plus the group members.
 
     Build it with :func:`allocate_neighbors` outside jit; it is passed into jitted code as a pytree
-    (members and stencils are arrays; counts and capacities are static).
+    (members and stencils are arrays; counts and capacities are static). ``candidate_capacity``
+    bounds the (i, j) candidates tested per build, ``pair_capacity`` the pairs kept,
+    ``wall_capacity`` the spheres listed per wall.
     """
 
     group_members: tuple[Array, ...]
     group_stencils: tuple[Array, ...]
-    group_scans_all: tuple[bool, ...] = eqx.field(static=True)
     cells_per_axis: tuple[int, int, int] = eqx.field(static=True)
-    cell_capacity: int = eqx.field(static=True)
+    candidate_capacity: int = eqx.field(static=True)
     pair_capacity: int = eqx.field(static=True)
     skin: float = eqx.field(static=True)
+    wall_capacity: int = eqx.field(static=True, default=0)
 
 
 class PairList(eqx.Module):
-    """Candidate pairs sorted by (i, j); unused slots hold (N, N). ``count`` may exceed capacity,
-    in which case ``overflow`` is set and the list is incomplete."""
+    """Pairs within reach sorted by (i, j); unused slots hold (N, N). ``count`` may exceed capacity,
+    in which case ``overflow`` is set and the list is incomplete. ``wall_particles`` (W, K) lists
+    the spheres near each wall (padding N); ``wall_reference_z`` the wall heights at the build."""
 
     pairs: Array
     count: Array
     overflow: Array
     reference_position: Array
+    wall_particles: Array
+    wall_reference_z: Array
 
 
 def _cells_per_axis(box_length, cell_edge, n_particles):
@@ -79,14 +89,17 @@ def _axis_offsets(reach, n_cells, periodic):
     return list(range(-reach, reach + 1))
 
 
-def allocate_neighbors(position, radius, box: Box, skin: float, *, cell_capacity=None,
-                       pair_capacity=None, growth=1.3) -> tuple[NeighborSpec, PairList]:
-    """Size the grid, groups and capacities for this packing and build the first list.
+def allocate_neighbors(position, radius, box: Box, skin: float, *, wall_z=(), wall_normal_z=(),
+                       candidate_capacity=None, pair_capacity=None, wall_capacity=None,
+                       growth=1.3) -> tuple[NeighborSpec, PairList]:
+    """Size the grid, groups and capacities for this packing (and its plane walls at heights
+    ``wall_z`` with normals ``wall_normal_z`` = ±1) and build the first list.
 
     Call outside jit. ``growth`` leaves head-room above the counts found now.
     """
     position = np.asarray(position)
     radius = np.asarray(radius)
+    wall_z, wall_normal_z = np.asarray(wall_z, float), np.asarray(wall_normal_z, float)
     if skin <= 0:
         raise ValueError(f"neighbour skin = {skin} µm must be > 0 (try 0.1-0.3 × the smallest radius)")
     length = np.asarray(box.length, dtype=float)
@@ -109,20 +122,25 @@ def allocate_neighbors(position, radius, box: Box, skin: float, *, cell_capacity
         # (halves the candidates of the largest spheres).
         gap = np.maximum(np.abs(cube) - 1, 0)
         stencils.append(jnp.asarray(cube[np.sum(gap**2, axis=1) <= s**2], dtype=jnp.int32))
-    if cell_capacity is None:
+    if candidate_capacity is None:
         occupancy = np.bincount(np.asarray(_cell_index(jnp.asarray(position), box, cells)),
-                                minlength=int(np.prod(cells)))
-        cell_capacity = int(math.ceil(growth * occupancy.max())) + 2
-    # A few large spheres with a huge stencil are cheaper to test against every particle.
-    scans_all = tuple(len(st) * cell_capacity >= len(radius) for st in stencils)
-    provisional = NeighborSpec(tuple(members), tuple(stencils), scans_all, cells, cell_capacity,
-                               pair_capacity or 1, float(skin))
+                                minlength=int(np.prod(cells)) + 1)
+        _, rows = _stencil_rows(jnp.asarray(position), box, cells, members, stencils)
+        candidate_capacity = int(math.ceil(growth * occupancy[np.asarray(rows)].sum())) + 256
+    if wall_capacity is None:
+        gaps = (position[None, :, 2] - wall_z[:, None]) * wall_normal_z[:, None] - radius
+        near = int(np.max(np.sum(gaps < skin, axis=1), initial=0))
+        wall_capacity = min(int(math.ceil(growth * near)) + 64, len(radius))
     if pair_capacity is None:
-        count = int(build_pairs(jnp.asarray(position), jnp.asarray(radius), box, provisional).count)
+        provisional = NeighborSpec(tuple(members), tuple(stencils), cells, candidate_capacity, 1,
+                                   float(skin), wall_capacity)
+        count = int(build_pairs(jnp.asarray(position), jnp.asarray(radius), box, provisional,
+                                wall_z, wall_normal_z).count)
         pair_capacity = max(int(math.ceil(growth * count)) + 64, len(radius))
-    spec = NeighborSpec(tuple(members), tuple(stencils), scans_all, cells, cell_capacity,
-                        pair_capacity, float(skin))
-    pair_list = build_pairs(jnp.asarray(position), jnp.asarray(radius), box, spec)
+    spec = NeighborSpec(tuple(members), tuple(stencils), cells, candidate_capacity, pair_capacity,
+                        float(skin), wall_capacity)
+    pair_list = build_pairs(jnp.asarray(position), jnp.asarray(radius), box, spec, wall_z,
+                            wall_normal_z)
     return spec, pair_list
 
 
@@ -138,60 +156,80 @@ def _cell_index(position, box: Box, cells):
     return (c[:, 0] * cells[1] + c[:, 1]) * cells[2] + c[:, 2]
 
 
-def build_pairs(position: Array, radius: Array, box: Box, spec: NeighborSpec) -> PairList:
-    """All pairs with |x_i - x_j| < r_i + r_j + skin, owned by the larger sphere (jit-able)."""
+def _stencil_rows(position, box: Box, cells, group_members, group_stencils):
+    """Every (particle, stencil cell) of every group, flattened; a cell outside a non-periodic
+    box maps to the always-empty cell index prod(cells)."""
+    n_cells = int(np.prod(cells))
+    coordinates = _cell_coordinates(position, box, cells)
+    cells_array = jnp.asarray(cells)
+    periodic = jnp.asarray(box.periodic)
+    particles, flat_cells = [], []
+    for members, stencil in zip(group_members, group_stencils):
+        neighbour = coordinates[members][:, None, :] + stencil[None, :, :]
+        inside = jnp.all(periodic | ((neighbour >= 0) & (neighbour < cells_array)), axis=-1)
+        neighbour = jnp.mod(neighbour, cells_array)
+        flat = (neighbour[..., 0] * cells[1] + neighbour[..., 1]) * cells[2] + neighbour[..., 2]
+        particles.append(jnp.broadcast_to(members[:, None], flat.shape).ravel())
+        flat_cells.append(jnp.where(inside, flat, n_cells).ravel())
+    return jnp.concatenate(particles), jnp.concatenate(flat_cells)
+
+
+def _wall_particles(position, radius, wall_z, wall_normal_z, spec: NeighborSpec):
+    """Per wall, the spheres whose gap (z - z_w)·n - r is below the skin; and the overflow flag."""
+    n = position.shape[0]
+    gap = (position[None, :, 2] - wall_z[:, None]) * wall_normal_z[:, None] - radius[None, :]
+    near = gap < spec.skin
+    listed = [jnp.nonzero(row, size=spec.wall_capacity, fill_value=n)[0] for row in near]
+    particles = (jnp.stack(listed).astype(jnp.int32) if listed
+                 else jnp.zeros((0, spec.wall_capacity), jnp.int32))
+    return particles, jnp.any(jnp.sum(near, axis=1) > spec.wall_capacity)
+
+
+def build_pairs(position: Array, radius: Array, box: Box, spec: NeighborSpec, wall_z=(),
+                wall_normal_z=()) -> PairList:
+    """All pairs with |x_i - x_j| < r_i + r_j + skin, owned by the larger sphere, and the spheres
+    within r + skin of each wall (jit-able)."""
     n = position.shape[0]
     cells = spec.cells_per_axis
     n_cells = int(np.prod(cells))
     cell_of = _cell_index(position, box, cells)
-    order = jnp.argsort(cell_of)
-    sorted_cells = cell_of[order]
-    rank = jnp.arange(n) - jnp.searchsorted(sorted_cells, sorted_cells, side="left")
-    cell_overflow = jnp.any(rank >= spec.cell_capacity)
-    table = jnp.full((n_cells, spec.cell_capacity), n, dtype=jnp.int32)
-    table = table.at[sorted_cells, rank].set(order.astype(jnp.int32), mode="drop")
-
-    coordinates = _cell_coordinates(position, box, cells)
-    cells_array = jnp.asarray(cells)
-    periodic = jnp.asarray(box.periodic)
-    owners, partners, keep = [], [], []
-    for members, stencil, scans_all in zip(spec.group_members, spec.group_stencils,
-                                           spec.group_scans_all):
-        if scans_all:
-            candidates = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (members.shape[0], n))
-        else:
-            neighbour_cells = coordinates[members][:, None, :] + stencil[None, :, :]
-            inside = jnp.all(periodic | ((neighbour_cells >= 0) & (neighbour_cells < cells_array)),
-                             axis=-1)
-            neighbour_cells = jnp.mod(neighbour_cells, cells_array)
-            flat = (neighbour_cells[..., 0] * cells[1] + neighbour_cells[..., 1]) * cells[2] \
-                + neighbour_cells[..., 2]
-            candidates = jnp.where(inside[..., None], table[flat], n).reshape(members.shape[0], -1)
-        i = jnp.broadcast_to(members[:, None], candidates.shape)
-        j_safe = jnp.where(candidates < n, candidates, 0)
-        r_i, r_j = radius[i], radius[j_safe]
-        owned = (r_j < r_i) | ((r_j == r_i) & (candidates > i))
-        d = minimum_image(position[i] - position[j_safe], box)
-        close = vector.norm_squared(d) < (r_i + r_j + spec.skin) ** 2
-        owners.append(i.ravel())
-        partners.append(candidates.ravel())
-        keep.append(((candidates < n) & owned & close).ravel())
-    owners, partners, keep = (jnp.concatenate(a) for a in (owners, partners, keep))
+    order = jnp.argsort(cell_of).astype(jnp.int32)
+    # Cell c holds the sorted particles cell_start[c] .. cell_start[c + 1] (cell n_cells: none).
+    cell_start = jnp.searchsorted(cell_of[order], jnp.arange(n_cells + 2), side="left")
+    row_particle, row_cell = _stencil_rows(position, box, cells, spec.group_members,
+                                           spec.group_stencils)
+    row_count = cell_start[row_cell + 1] - cell_start[row_cell]
+    row_end = jnp.cumsum(row_count)
+    n_candidates = row_end[-1]
+    slot = jnp.arange(spec.candidate_capacity)
+    row = jnp.minimum(jnp.searchsorted(row_end, slot, side="right"), row_end.shape[0] - 1)
+    sorted_slot = cell_start[row_cell[row]] + slot - (row_end[row] - row_count[row])
+    i = row_particle[row]
+    j = order[jnp.clip(sorted_slot, 0, n - 1)]
+    r_i, r_j = radius[i], radius[j]
+    owned = (r_j < r_i) | ((r_j == r_i) & (j > i))
+    close = vector.norm_squared(minimum_image(position[i] - position[j], box)) \
+        < (r_i + r_j + spec.skin) ** 2
+    keep = (slot < n_candidates) & owned & close
     count = jnp.sum(keep)
-    (slots,) = jnp.nonzero(keep, size=spec.pair_capacity, fill_value=owners.shape[0])
-    owners = jnp.concatenate([owners, jnp.array([n], owners.dtype)])[slots]
-    partners = jnp.concatenate([partners, jnp.array([n], partners.dtype)])[slots]
+    (slots,) = jnp.nonzero(keep, size=spec.pair_capacity, fill_value=slot.shape[0])
+    owners = jnp.concatenate([i, jnp.array([n], i.dtype)])[slots]
+    partners = jnp.concatenate([j, jnp.array([n], j.dtype)])[slots]
     key = owners.astype(jnp.int64) * (n + 1) + partners
-    order = jnp.argsort(key)
-    pairs = jnp.stack([owners[order], partners[order]], axis=1).astype(jnp.int32)
-    overflow = cell_overflow | (count > spec.pair_capacity)
-    return PairList(pairs, count, overflow, position)
+    by_key = jnp.argsort(key)
+    pairs = jnp.stack([owners[by_key], partners[by_key]], axis=1).astype(jnp.int32)
+    wall_z = jnp.asarray(wall_z, position.dtype)
+    wall_particles, wall_overflow = _wall_particles(
+        position, radius, wall_z, jnp.asarray(wall_normal_z, position.dtype), spec)
+    overflow = (n_candidates > spec.candidate_capacity) | (count > spec.pair_capacity) \
+        | wall_overflow
+    return PairList(pairs, count, overflow, position, wall_particles, wall_z)
 
 
 def rebuild_pairs(pair_list: PairList, position: Array, radius: Array, box: Box,
-                  spec: NeighborSpec) -> PairList:
+                  spec: NeighborSpec, wall_z=(), wall_normal_z=()) -> PairList:
     """A fresh list at ``position`` whose overflow flag stays set once any build overflowed."""
-    fresh = build_pairs(position, radius, box, spec)
+    fresh = build_pairs(position, radius, box, spec, wall_z, wall_normal_z)
     return eqx.tree_at(lambda p: p.overflow, fresh, fresh.overflow | pair_list.overflow)
 
 
@@ -207,8 +245,11 @@ def carry_shear_history(old_pairs: Array, old_shear: Array, new_pairs: Array, n:
     return jnp.where(same[:, None], old_shear[slot], 0.0)
 
 
-def needs_rebuild(position: Array, reference_position: Array, box: Box, skin: float) -> Array:
-    """True once any particle moved more than skin/2 since the list was built."""
-    moved = minimum_image(position - reference_position, box)
-    return jnp.max(vector.norm_squared(moved)) > (0.5 * skin) ** 2
+def needs_rebuild(pair_list: PairList, position: Array, box: Box, skin: float,
+                  wall_z=()) -> Array:
+    """True once any particle or wall moved more than skin/2 since the list was built."""
+    moved = minimum_image(position - pair_list.reference_position, box)
+    wall_moved = jnp.abs(jnp.asarray(wall_z, position.dtype) - pair_list.wall_reference_z)
+    return ((jnp.max(vector.norm_squared(moved)) > (0.5 * skin) ** 2)
+            | jnp.any(wall_moved > 0.5 * skin))
 

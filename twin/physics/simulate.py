@@ -76,11 +76,13 @@ def _reallocate(state: DEMState, box: Box, spec: NeighborSpec):
     list rebuilt from ``state``; shear history carried by pair identity."""
     s = state.spheres
     position, radius = np.asarray(s.position), np.asarray(s.radius)
-    needed, _ = allocate_neighbors(position, radius, box, spec.skin, growth=1.5)
+    walls = dict(wall_z=np.asarray(state.walls.z), wall_normal_z=np.asarray(state.walls.normal_z))
+    needed, _ = allocate_neighbors(position, radius, box, spec.skin, growth=1.5, **walls)
     new_spec, pair_list = allocate_neighbors(
         position, radius, box, spec.skin,
-        cell_capacity=max(needed.cell_capacity, 2 * spec.cell_capacity),
-        pair_capacity=max(needed.pair_capacity, 2 * spec.pair_capacity))
+        candidate_capacity=max(needed.candidate_capacity, 2 * spec.candidate_capacity),
+        pair_capacity=max(needed.pair_capacity, 2 * spec.pair_capacity),
+        wall_capacity=min(max(needed.wall_capacity, 2 * spec.wall_capacity), s.count), **walls)
     shear = carry_shear_history(state.neighbors.pairs, state.pair_shear, pair_list.pairs,
                                 s.count)
     return new_spec, eqx.tree_at(lambda st: (st.neighbors, st.pair_shear), state,

@@ -132,7 +132,7 @@ def remove_overlaps(electrode: Electrode, tolerance=1e-3, max_rounds=200, steps_
         def descend(carry, _):
             x, pair_list = carry
             pair_list = jax.lax.cond(
-                needs_rebuild(x, pair_list.reference_position, box, spec.skin),
+                needs_rebuild(pair_list, x, box, spec.skin),
                 lambda: rebuild_pairs(pair_list, x, radius, box, spec),
                 lambda: pair_list)
             x = wrap_positions(x - step_size * weight * gradient(x, pair_list.pairs), box)
