@@ -48,6 +48,40 @@ def _dem(args):
     print(f"run folder: {Path(args.out).resolve()}")
 
 
+def _calender(args):
+    from twin.io.calender_folder import CalenderCase, load_calender_case, write_calender_folder
+    from twin.process.calender import CalenderProtocol, calender
+
+    if args.case is None:
+        print("no case file: calendering the built-in small example electrode to 50 MPa",
+              file=sys.stderr)
+        case = CalenderCase(None, 0.5, 0.4, "artistic", CalenderProtocol(50.0, 2.0))
+    else:
+        case = load_calender_case(args.case)
+    electrode = case.electrode(progress=lambda k, largest: print(
+        f"\rremoving overlaps: round {k}, largest overlap {largest:.3g} µm", end="",
+        file=sys.stderr))
+    print(file=sys.stderr)
+    start = time.perf_counter()
+
+    def progress(steps, plate_z, pressure, phase):
+        print(f"\rcalendering: step {steps}, plate at {plate_z:.3f} µm, {pressure:8.3f} MPa, "
+              f"{phase}, {time.perf_counter() - start:6.0f} s", end="", file=sys.stderr,
+              flush=True)
+
+    result = calender(electrode, case.protocol, case.materials(), progress=progress)
+    print(file=sys.stderr)
+    summary = write_calender_folder(result, args.out, notes={
+        "electrode": str(case.electrode_data or "built-in small example electrode")})
+    print(f"{summary['particles']} particles, {summary['steps']} steps ({summary['precision']}): "
+          f"max pressure {summary['max_pressure_MPa']:.2f} MPa, thickness after recovery "
+          f"{summary['thickness_um']:.3f} µm (recovery {summary['recovery_um']:.3f} µm), "
+          f"porosity {100 * summary['initial_porosity']:.2f} % -> "
+          f"{100 * summary['final_porosity']:.2f} %, inertial number "
+          f"{summary['inertial_number']:.2g}, {summary['wall_seconds']:.0f} s")
+    print(f"run folder: {Path(args.out).resolve()}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="twin", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -59,6 +93,14 @@ def main(argv=None):
     dem.add_argument("--resume", action="store_true",
                      help="continue from the run folder's checkpoint instead of starting anew")
     dem.set_defaults(handler=_dem)
+    calender = commands.add_parser(
+        "calender", help="calender a dried electrode to a target pressure and measure the "
+                         "recovery (case keys in twin/io/calender_folder.py)")
+    calender.add_argument("case", nargs="?", default=None, help="calendering case file (TOML)")
+    calender.add_argument("--out", required=True, help="run folder to write")
+    calender.set_defaults(handler=_calender)
+    from twin.analysis import command as analyze_command
+    analyze_command.add_parser(commands)
     args = parser.parse_args(argv)
     try:
         args.handler(args)

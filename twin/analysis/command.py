@@ -130,6 +130,8 @@ def _material_phases(types, names, folder):
 
 def _collector_z(folder, summary):
     """Final z of the run folder's wall whose name contains "collector" (None if there is none)."""
+    if "collector_z_um" in summary:                      # twin calender run folders
+        return float(summary["collector_z_um"]), "current_collector"
     if "walls" in summary:
         finals = {w["name"]: float(w["z_um_final"]) for w in summary["walls"]}
     else:

@@ -65,8 +65,8 @@ def voxel_grid(box_lo, box_hi, periodic, z_range=None, voxel_um=0.25) -> VoxelGr
     ValueError then names the nearest voxel sizes that fit. A non-periodic axis of length L gets
     ``round(L / h)`` voxels from its lower end (so the image ends within h/2 of the upper bound).
     """
-    lo = np.asarray(box_lo, dtype=float)
-    hi = np.asarray(box_hi, dtype=float)
+    lo = np.array(box_lo, dtype=float)     # copies: the z bounds are replaced below
+    hi = np.array(box_hi, dtype=float)
     periodic = tuple(bool(p) for p in periodic)
     if lo.shape != (3,) or hi.shape != (3,) or len(periodic) != 3:
         raise ValueError("box_lo, box_hi and periodic need three entries (x, y, z)")

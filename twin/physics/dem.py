@@ -265,16 +265,20 @@ def _record(state: DEMState, particles: bool) -> Record:
 
 def run(state: DEMState, materials: Materials, box: Box, spec: NeighborSpec, config: DEMConfig,
         n_records: int, record_every: int, record_particles: bool = True,
-        checkpoint: bool = False) -> tuple[DEMState, Record]:
+        checkpoint: bool = False, control=None) -> tuple[DEMState, Record]:
     """Advance ``n_records × record_every`` steps; return the final state and the records.
 
     Pure and differentiable with respect to ``materials`` and the state. With ``checkpoint``
     the inner ``record_every`` steps are rematerialised in the backward pass, so reverse-mode
-    memory grows with ``n_records`` rather than with the number of steps.
+    memory grows with ``n_records`` rather than with the number of steps. ``control`` is an
+    optional protocol (an ``eqx.Module`` mapping state -> state, e.g. setting wall velocities
+    from the wall forces) applied before every step.
     """
     table = pair_table(materials)
 
     def advance(current, _):
+        if control is not None:
+            current = control(current)
         return step(current, table, box, spec, config), None
 
     def block(current, _):

@@ -91,10 +91,11 @@ def _reallocate(state: DEMState, box: Box, spec: NeighborSpec):
 
 def simulate(state: DEMState, materials: Materials, box: Box, spec: NeighborSpec,
              config: DEMConfig, n_steps: int, record_every: int, record_particles: bool = True,
-             chunk_steps: int | None = None, progress=None) -> RunResult:
+             chunk_steps: int | None = None, progress=None, control=None) -> RunResult:
     """Run ``n_steps`` (a multiple of ``record_every``) in chunks, re-allocating on overflow.
 
-    ``progress`` is an optional callable ``(steps_done, n_steps, state)`` called after each chunk.
+    ``progress`` is an optional callable ``(steps_done, n_steps, state)`` called after each chunk;
+    ``control`` an optional protocol applied before every step (see :func:`twin.physics.dem.run`).
     """
     if n_steps % record_every:
         raise ValueError(f"steps = {n_steps} must be a multiple of the record interval "
@@ -105,7 +106,7 @@ def simulate(state: DEMState, materials: Materials, box: Box, spec: NeighborSpec
     while done < n_steps:
         n_records = min(records_per_chunk, (n_steps - done) // record_every)
         new_state, chunk_records = _run_chunk(state, materials, box, spec, config, n_records,
-                                              record_every, record_particles)
+                                              record_every, record_particles, control=control)
         if bool(new_state.neighbors.overflow):
             spec, state = _reallocate(state, box, spec)
             reallocations += 1
@@ -115,7 +116,7 @@ def simulate(state: DEMState, materials: Materials, box: Box, spec: NeighborSpec
             particle = int(new_state.bad_particle)
             good_steps = bad_step - 1 - int(state.step)
             last_good = state if good_steps == 0 else _run_chunk(
-                state, materials, box, spec, config, 1, good_steps, False)[0]
+                state, materials, box, spec, config, 1, good_steps, False, control=control)[0]
             raise SimulationDiverged(
                 f"non-finite position/velocity at step {bad_step} for particle index {particle} "
                 f"(radius {float(state.spheres.radius[particle]):.4g} µm): the state of step "

@@ -1,0 +1,119 @@
+"""Calendering protocol: the plate turns at the target pressure, the electrode recovers
+elastically, porosity and thickness follow their definitions; the command writes its run folder."""
+
+import json
+
+import numpy as np
+import pytest
+
+from golden_cases import read_csv
+from twin.cli import main
+from twin.process.calender import CalenderProtocol, calender, recovered_thickness
+from twin.process.pack import Electrode, compact_affine, remove_overlaps
+from twin.physics.space import Box
+from pathlib import Path
+
+GOLDEN = Path(__file__).parent / "golden" / "liggghts" / "compaction_small"
+CELL_UM = 14.0
+
+
+def mini_electrode() -> Electrode:
+    """A 14 × 14 µm column cut from the small example electrode (AM up to 4.5 µm diameter),
+    re-wrapped periodically, compacted to a solid fraction of 0.5 and freed of overlaps."""
+    rows = read_csv(GOLDEN / "initial.csv")
+    position = np.column_stack([rows["x"], rows["y"], rows["z"]])
+    radius, am_class = rows["radius"], rows["class"].astype(int) - 1
+    keep = (np.abs(position[:, 0]) < CELL_UM / 2) & (np.abs(position[:, 1]) < CELL_UM / 2) \
+        & (radius <= 2.25)
+    position = position[keep] + np.array([CELL_UM / 2, CELL_UM / 2, 0.0])
+    box = Box(np.zeros(3), np.array([CELL_UM, CELL_UM, position[:, 2].max() + 3.0]),
+              (True, True, False))
+    electrode = Electrode(rows["id"][keep].astype(int), am_class[keep], radius[keep],
+                          rows["density"][keep], position, box)
+    return remove_overlaps(compact_affine(electrode, 0.5))
+
+
+@pytest.fixture(scope="module")
+def electrode():
+    return mini_electrode()
+
+
+@pytest.fixture(scope="module")
+def pressed(electrode):
+    protocol = CalenderProtocol(target_pressure_mpa=20.0, plate_speed_um_us=2.0, record_every=20)
+    return calender(electrode, protocol)
+
+
+def test_plate_turns_at_the_target_pressure_and_the_electrode_recovers(pressed):
+    s = pressed.summary
+    turn = int(np.argmin(pressed.plate_z_um))
+    # The controller reverses at the first step with P ≥ target; records are 20 steps apart.
+    assert pressed.pressure_mpa[:turn].max() < 20.0 * 1.02
+    assert 0.9 * 20.0 < s["max_pressure_MPa"] < 1.1 * 20.0
+    assert np.all(np.diff(pressed.plate_z_um[:turn]) < 0)
+    assert np.all(np.diff(pressed.plate_z_um[turn + 1:]) > 0)
+    assert s["min_plate_gap_um"] < s["thickness_um"] < s["initial_thickness_um"]
+    assert s["recovery_um"] == pytest.approx(s["thickness_um"] - s["min_plate_gap_um"])
+    assert s["recovery_um"] > 0.0
+    assert s["thickness_literal_um"] >= s["thickness_um"]
+    assert s["final_porosity"] < s["initial_porosity"]
+    # The force on the plate at the recorded thickness is ≥ 1 % of the maximum, above it < 1 %.
+    rising = np.arange(len(pressed.plate_z_um)) > turn
+    above = rising & (pressed.plate_z_um > s["thickness_um"] + 1e-9)
+    assert np.all(pressed.force_n[above] < 0.01 * pressed.force_n.max())
+
+
+def test_porosity_uses_the_unexpanded_spheres_between_collector_and_thickness(pressed):
+    s = pressed.summary
+    from twin.analysis.porosity import sphere_volume_in_slab
+    z = pressed.final_position[:, 2]
+    floor = float(np.min(pressed.electrode.position[:, 2] - pressed.electrode.radius
+                         * np.where(pressed.electrode.is_am, 1.02, 1.0)))
+    volume = np.asarray(sphere_volume_in_slab(z, pressed.radius, floor,
+                                              floor + s["thickness_um"])).sum()
+    assert s["final_porosity"] == pytest.approx(1 - volume / (CELL_UM**2 * s["thickness_um"]),
+                                                rel=1e-9)
+
+
+def test_recovered_thickness_definition():
+    plate_z = np.array([5.0, 4.0, 3.0, 3.5, 4.0, 4.5, 5.0])
+    force = np.array([0.0, 1.0, 10.0, 5.0, 0.05, 1e-6, 0.0])
+    rising = np.array([False, False, False, True, True, True, True])
+    assert recovered_thickness(plate_z, force, rising, 0.1) == 3.5
+    assert recovered_thickness(plate_z, force, rising, 1e-300) == 4.5
+
+
+def test_unreachable_pressure_is_a_clear_error(electrode):
+    few = Electrode(electrode.ids[:40], electrode.am_class[:40] * 0, electrode.radius[:40] * 0
+                    + 0.65, electrode.density[:40], electrode.position[:40], electrode.box)
+    protocol = CalenderProtocol(target_pressure_mpa=1e6, plate_speed_um_us=20.0, dt_us=5e-5,
+                                chunk_steps=1000)
+    with pytest.raises(ValueError, match="not reached"):
+        calender(few, protocol)
+
+
+def test_bad_protocol_values_are_refused():
+    for bad in (dict(target_pressure_mpa=-1.0), dict(target_pressure_mpa=10.0, dt_us=0.0),
+                dict(target_pressure_mpa=10.0, release_fraction=0.0),
+                dict(target_pressure_mpa=10.0, am_expansion=0.9)):
+        with pytest.raises(ValueError):
+            CalenderProtocol(**bad).validate()
+
+
+def test_calender_command_writes_the_run_folder(tmp_path, electrode):
+    from twin.io.lammps import write_sphere_data
+    write_sphere_data(tmp_path / "dried.data", electrode.ids, electrode.am_class + 1,
+                      2 * electrode.radius, electrode.density, electrode.position,
+                      electrode.box.lo, electrode.box.hi, 7)
+    (tmp_path / "case.toml").write_text(
+        '[electrode]\ndata = "dried.data"\n[protocol]\ntarget_pressure_MPa = 10.0\n'
+        'plate_speed_m_s = 2.0\nrecord_every = 50\n')
+    assert main(["calender", str(tmp_path / "case.toml"), "--out", str(tmp_path / "run")]) == 0
+    run = tmp_path / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    trace = read_csv(run / "trace.csv")
+    assert set(trace) == {"time_us", "plate_z_um", "force_N", "pressure_MPa", "porosity"}
+    assert summary["max_pressure_MPa"] == pytest.approx(trace["pressure_MPa"].max())
+    for name in ("final.data", "final.dump", "calender.png"):
+        assert (run / name).stat().st_size > 0
+    assert main(["calender", str(tmp_path / "missing.toml"), "--out", str(run)]) == 2
