@@ -48,28 +48,63 @@ def _dem(args):
     print(f"run folder: {Path(args.out).resolve()}")
 
 
-def _calender(args):
-    from twin.io.calender_folder import CalenderCase, load_calender_case, write_calender_folder
-    from twin.process.calender import CalenderProtocol, calender
+def _plate_case(args, kind):
+    """The case of a calender/indent command, and its electrode (built-in one without a file)."""
+    from twin.io.calender_folder import CalenderCase, load_calender_case
+    from twin.process.calender import CalenderProtocol
+    from twin.process.indent import IndentProtocol
 
     if args.case is None:
-        print("no case file: calendering the built-in small example electrode to 50 MPa",
-              file=sys.stderr)
-        case = CalenderCase(None, 0.5, 0.4, "artistic", CalenderProtocol(50.0, 2.0))
+        print(f"no case file: {kind} of the built-in small example electrode", file=sys.stderr)
+        protocol = (CalenderProtocol(target_pressure_mpa=50.0, plate_speed_um_us=2.0)
+                    if kind == "calender" else IndentProtocol(replicas=2, plate_speed_um_us=2.0))
+        case = CalenderCase(None, 0.5, 0.4, "artistic", protocol)
     else:
-        case = load_calender_case(args.case)
+        case = load_calender_case(args.case, kind)
     electrode = case.electrode(progress=lambda k, largest: print(
         f"\rremoving overlaps: round {k}, largest overlap {largest:.3g} µm", end="",
         file=sys.stderr))
     print(file=sys.stderr)
+    return case, electrode
+
+
+def _plate_progress(label):
     start = time.perf_counter()
 
     def progress(steps, plate_z, pressure, phase):
-        print(f"\rcalendering: step {steps}, plate at {plate_z:.3f} µm, {pressure:8.3f} MPa, "
-              f"{phase}, {time.perf_counter() - start:6.0f} s", end="", file=sys.stderr,
-              flush=True)
+        print(f"\r{label}: step {steps}, plate {plate_z:.3f} µm above the collector, "
+              f"{pressure:8.3f} MPa, {phase}, {time.perf_counter() - start:6.0f} s", end="",
+              file=sys.stderr, flush=True)
 
-    result = calender(electrode, case.protocol, case.materials(), progress=progress)
+    return progress
+
+
+def _indent(args):
+    from twin.io.calender_folder import write_indent_folder
+    from twin.process.indent import indent
+
+    case, electrode = _plate_case(args, "indent")
+    result = indent(electrode, case.protocol, case.materials(),
+                    progress=_plate_progress("indentation"))
+    print(file=sys.stderr)
+    summary = write_indent_folder(result, args.out, notes={
+        "electrode": str(case.electrode_data or "built-in small example electrode")})
+    print(f"{summary['particles']} particles ({summary['replicas']}×{summary['replicas']} "
+          f"replicas), {summary['steps']} steps ({summary['precision']}): max force "
+          f"{summary['max_force_mN']:.4g} mN at {summary['max_displacement_um']:.3f} µm, "
+          f"residual {summary['residual_displacement_um']:.3f} µm, contact area "
+          f"{summary['contact_area_um2']:.4g} µm² of {summary['nominal_area_um2']:.4g} µm², "
+          f"{summary['wall_seconds']:.0f} s")
+    print(f"run folder: {Path(args.out).resolve()}")
+
+
+def _calender(args):
+    from twin.io.calender_folder import write_calender_folder
+    from twin.process.calender import calender
+
+    case, electrode = _plate_case(args, "calender")
+    result = calender(electrode, case.protocol, case.materials(),
+                      progress=_plate_progress("calendering"))
     print(file=sys.stderr)
     summary = write_calender_folder(result, args.out, notes={
         "electrode": str(case.electrode_data or "built-in small example electrode")})
@@ -99,6 +134,12 @@ def main(argv=None):
     calender.add_argument("case", nargs="?", default=None, help="calendering case file (TOML)")
     calender.add_argument("--out", required=True, help="run folder to write")
     calender.set_defaults(handler=_calender)
+    indent = commands.add_parser(
+        "indent", help="indent a replicated dried electrode by a fraction of its thickness and "
+                       "release (case keys in twin/io/calender_folder.py)")
+    indent.add_argument("case", nargs="?", default=None, help="indentation case file (TOML)")
+    indent.add_argument("--out", required=True, help="run folder to write")
+    indent.set_defaults(handler=_indent)
     from twin.analysis import command as analyze_command
     analyze_command.add_parser(commands)
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
-"""Calendering case files (TOML) and run folders.
+"""Calendering and indentation case files (TOML) and their run folders.
 
-Case file (every key optional except the target pressure; units in the keys)::
+Case file (every key optional except the calendering target pressure; units in the keys)::
 
     [electrode]
     data = "dried.data"          # LAMMPS data of a dried electrode (type 1 CBD, 2..7 AM classes),
@@ -21,10 +21,13 @@ Case file (every key optional except the target pressure; units in the keys)::
     clearance_um = 1.0
     record_every = 20
     precision = "float64"        # or float32 (mixed precision)
+    depth_fraction = 0.10        # indentation only: pressed fraction of the thickness
+    replicas = 4                 # indentation only: n × n copies of the electrode in x, y
 
-Run folder: ``trace.csv`` (time_us, plate_z_um, force_N, pressure_MPa, porosity),
-``summary.json``, ``final.data`` (LAMMPS data, unexpanded diameters), ``final.dump`` (OVITO) and
-``calender.png``.
+Run folders: ``trace.csv`` (calendering: time_us, plate_z_um, force_N, pressure_MPa, porosity;
+indentation: displacement_um, force_mN, displacement_normalised, force_normalised),
+``summary.json``, ``final.data`` (LAMMPS data, unexpanded diameters), ``final.dump`` (OVITO) and a
+PNG of the curve.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import numpy as np
 
 from twin.io.lammps import write_dump, write_sphere_data
 from twin.process.calender import CalenderProtocol, CalenderResult
+from twin.process.indent import IndentProtocol, IndentResult
 from twin.process.materials import table2_materials
 from twin.process.pack import (artistic_electrode, compact_affine, default_artistic_path,
                                remove_overlaps)
@@ -49,6 +53,7 @@ PROTOCOL_KEYS = {"target_pressure_MPa": "target_pressure_mpa",
                  "clearance_um": "clearance_um", "record_every": "record_every",
                  "precision": "precision", "gap_um": "gap_um", "max_steps": "max_steps",
                  "skin_um": "skin_um"}
+INDENT_KEYS = {"depth_fraction": "depth_fraction", "replicas": "replicas"}
 
 
 @dataclass
@@ -57,7 +62,7 @@ class CalenderCase:
     solid_fraction: float
     lateral_scale: float
     mixing: str
-    protocol: CalenderProtocol
+    protocol: CalenderProtocol | IndentProtocol
 
     def electrode(self, progress=None):
         """The dried electrode this case calenders."""
@@ -71,8 +76,8 @@ class CalenderCase:
         return table2_materials(self.mixing)
 
 
-def load_calender_case(path) -> CalenderCase:
-    """Read a calendering case file (see the module docstring)."""
+def load_calender_case(path, kind="calender") -> CalenderCase:
+    """Read a calendering (``kind="calender"``) or indentation (``"indent"``) case file."""
     path = Path(path)
     with open(path, "rb") as f:
         document = tomllib.load(f)
@@ -81,13 +86,18 @@ def load_calender_case(path) -> CalenderCase:
         raise ValueError(f"{path}: unknown table(s) {sorted(unknown)}; expected electrode, "
                          "materials, protocol")
     protocol_table = document.get("protocol", {})
-    bad = set(protocol_table) - set(PROTOCOL_KEYS)
+    keys = dict(PROTOCOL_KEYS)
+    if kind == "indent":
+        keys.pop("target_pressure_MPa")
+        keys.update(INDENT_KEYS)
+    bad = set(protocol_table) - set(keys)
     if bad:
-        raise ValueError(f"{path}: unknown [protocol] key(s) {sorted(bad)}; known: "
-                         f"{sorted(PROTOCOL_KEYS)}")
-    if "target_pressure_MPa" not in protocol_table:
+        raise ValueError(f"{path}: unknown [protocol] key(s) {sorted(bad)} for {kind}; known: "
+                         f"{sorted(keys)}")
+    if kind == "calender" and "target_pressure_MPa" not in protocol_table:
         raise ValueError(f"{path}: [protocol] needs target_pressure_MPa")
-    protocol = CalenderProtocol(**{PROTOCOL_KEYS[k]: v for k, v in protocol_table.items()})
+    protocol_class = IndentProtocol if kind == "indent" else CalenderProtocol
+    protocol = protocol_class(**{keys[k]: v for k, v in protocol_table.items()})
     protocol.validate()
     electrode_table = document.get("electrode", {})
     data = electrode_table.get("data")
@@ -100,6 +110,30 @@ def load_calender_case(path) -> CalenderCase:
                         document.get("materials", {}).get("mixing", "artistic"), protocol)
 
 
+def _write_packing(out: Path, electrode, position, steps, title):
+    """final.data (unexpanded diameters, the authors' types 1 CBD, 2..7 AM) and final.dump."""
+    radius = electrode.radius
+    lo = np.array([electrode.box.lo[0], electrode.box.lo[1],
+                   float(np.min(position[:, 2] - radius)) - 1.0])
+    hi = np.array([electrode.box.hi[0], electrode.box.hi[1],
+                   float(np.max(position[:, 2] + radius)) + 1.0])
+    types = electrode.am_class + 1
+    write_sphere_data(out / "final.data", electrode.ids, types, 2 * radius, electrode.density,
+                      position, lo, hi, 7, title=title)
+    zeros = np.zeros_like(position)
+    with open(out / "final.dump", "w") as f:
+        write_dump(f, [(steps, position, zeros, zeros)], lo, hi, (True, True, False),
+                   electrode.ids, types, radius)
+
+
+def _write_summary(out: Path, summary: dict, units: dict, notes) -> dict:
+    summary = dict(summary)
+    summary.update({"units": units, "device": jax.devices()[0].device_kind,
+                    "platform": jax.devices()[0].platform, "notes": notes or {}})
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
 def write_calender_folder(result: CalenderResult, out, notes: dict | None = None) -> dict:
     """Write the run folder of a calendering run; return the summary written."""
     out = Path(out)
@@ -108,29 +142,42 @@ def write_calender_folder(result: CalenderResult, out, notes: dict | None = None
                              result.pressure_mpa, result.porosity_between_walls])
     np.savetxt(out / "trace.csv", table, delimiter=",", fmt="%.10g", comments="",
                header="time_us,plate_z_um,force_N,pressure_MPa,porosity")
-    electrode = result.electrode
-    box = electrode.box
-    lo = np.array([box.lo[0], box.lo[1], float(np.min(result.final_position[:, 2]
-                                                          - result.radius)) - 1.0])
-    hi = np.array([box.hi[0], box.hi[1], float(np.max(result.final_position[:, 2]
-                                                          + result.radius)) + 1.0])
-    types = electrode.am_class + 1
-    write_sphere_data(out / "final.data", electrode.ids, types, 2 * result.radius,
-                      electrode.density, result.final_position, lo, hi, 7,
-                      title="calendered electrode (unexpanded diameters)")
-    zeros = np.zeros_like(result.final_position)
-    with open(out / "final.dump", "w") as f:
-        write_dump(f, [(result.summary["steps"], result.final_position, zeros, zeros)], lo, hi,
-                   (True, True, False), electrode.ids, types, result.radius)
-    summary = dict(result.summary)
-    summary.update({
-        "units": {"thickness_um": "µm", "pressure": "MPa", "force": "N", "time": "µs",
-                  "porosity": "volume fraction (spheres in the slab, overlaps counted twice)",
-                  "plate_z_um": "µm above the current collector"},
-        "device": jax.devices()[0].device_kind, "platform": jax.devices()[0].platform,
-        "notes": notes or {}})
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    _write_packing(out, result.electrode, result.final_position, result.summary["steps"],
+                   "calendered electrode (unexpanded diameters)")
+    summary = _write_summary(out, result.summary, {
+        "thickness_um": "µm", "pressure": "MPa", "force": "N", "time": "µs",
+        "porosity": "volume fraction (spheres in the slab, overlaps counted twice)",
+        "plate_z_um": "µm above the current collector"}, notes)
     _plot(result, out / "calender.png")
+    return summary
+
+
+def write_indent_folder(result: IndentResult, out, notes: dict | None = None) -> dict:
+    """Write the run folder of an indentation run; return the summary written."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = np.column_stack([result.displacement_um, result.force_mn,
+                             result.displacement_um / result.displacement_um.max(),
+                             result.force_mn / result.force_mn.max()])
+    np.savetxt(out / "trace.csv", table, delimiter=",", fmt="%.10g", comments="",
+               header="displacement_um,force_mN,displacement_normalised,force_normalised")
+    _write_packing(out, result.electrode, result.final_position, result.summary["steps"],
+                   "indented electrode (unexpanded diameters)")
+    summary = _write_summary(out, result.summary, {
+        "displacement": "µm from the highest sphere top", "force": "mN", "area": "µm²"}, notes)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5, 4))
+    axes.plot(table[:, 2], table[:, 3], lw=1)
+    axes.set_xlabel("displacement / max displacement")
+    axes.set_ylabel("force / max force")
+    axes.set_title(f"max {summary['max_force_mN']:.3g} mN at "
+                   f"{summary['max_displacement_um']:.3g} µm", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(out / "indent.png", dpi=120)
+    plt.close(figure)
     return summary
 
 

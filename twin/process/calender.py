@@ -8,7 +8,7 @@ Protocol (Ngandjong et al. 2021, §2.3 and "Calendering" in Methods; ``../shared
 2. the plate starts ``gap_um`` above the highest sphere top and descends at ``v``; the pressure is
    the plate force over the cell area, P = F_z / (l_x l_y);
 3. as soon as P reaches the target the plate reverses and rises at ``v`` (a per-step controller
-   inside the jitted loop, :class:`PressureReversal`, so the turn happens at the exact step);
+   inside the jitted loop, :class:`PlateReversal`, so the turn happens at the exact step);
 4. the run stops once the plate force stayed below ``release_fraction`` of its maximum over
    ``clearance_um`` of rise.
 
@@ -50,11 +50,10 @@ MICRO_FORCE_TO_N = 1e-9
 MICRO_PRESSURE_TO_MPA = 1e-3
 
 
-@dataclass
-class CalenderProtocol:
-    """Settings of one calendering run (units in the names; speeds in µm/µs = m/s)."""
+@dataclass(kw_only=True)
+class PlateProtocol:
+    """Settings shared by every plate run (units in the names; speeds in µm/µs = m/s)."""
 
-    target_pressure_mpa: float
     plate_speed_um_us: float = 1.0
     dt_us: float = 1e-4
     am_expansion: float = 1.02
@@ -69,34 +68,49 @@ class CalenderProtocol:
     skin_um: float = 0.2
 
     def validate(self) -> None:
-        positive = {"target_pressure_mpa": self.target_pressure_mpa,
-                    "plate_speed_um_us": self.plate_speed_um_us, "dt_us": self.dt_us,
+        positive = {"plate_speed_um_us": self.plate_speed_um_us, "dt_us": self.dt_us,
                     "clearance_um": self.clearance_um, "gap_um": self.gap_um}
         for name, value in positive.items():
             if not np.isfinite(value) or value <= 0:
-                raise ValueError(f"calender protocol: {name} = {value} must be a positive number")
+                raise ValueError(f"plate protocol: {name} = {value} must be a positive number")
         if not 0.0 < self.release_fraction < 1.0:
-            raise ValueError(f"calender protocol: release_fraction = {self.release_fraction} must "
+            raise ValueError(f"plate protocol: release_fraction = {self.release_fraction} must "
                              "lie in (0, 1) (the paper's non-zero force is ~0; 0.01 recommended)")
-        if not 1.0 <= self.am_expansion < 1.2:
-            raise ValueError(f"calender protocol: am_expansion = {self.am_expansion} must lie in "
-                             "[1, 1.2) (the authors use 1.02)")
+        if not 1.0 <= self.am_expansion <= 1.1:
+            raise ValueError(f"plate protocol: am_expansion = {self.am_expansion} must lie in "
+                             "[1, 1.1] (the authors use 1.02)")
         if self.chunk_steps % self.record_every:
             raise ValueError(f"chunk_steps = {self.chunk_steps} must be a multiple of "
                              f"record_every = {self.record_every}")
 
 
-class PressureReversal(eqx.Module):
+@dataclass(kw_only=True)
+class CalenderProtocol(PlateProtocol):
+    """Calendering: press to ``target_pressure_mpa``, then release."""
+
+    target_pressure_mpa: float
+
+    def validate(self) -> None:
+        super().validate()
+        if not np.isfinite(self.target_pressure_mpa) or self.target_pressure_mpa <= 0:
+            raise ValueError(f"calender protocol: target_pressure_mpa = "
+                             f"{self.target_pressure_mpa} must be a positive number")
+
+
+class PlateReversal(eqx.Module):
     """Per-step controller: the plate moves down at ``speed`` until the force on it reaches
-    ``target_force`` (micro units), then up at ``speed`` for the rest of the run."""
+    ``target_force`` (micro units) or its height reaches ``turn_z``, then up at ``speed`` for the
+    rest of the run (the turn happens at the exact step, inside the jitted loop)."""
 
     plate: int = eqx.field(static=True)
     target_force: Array
+    turn_z: Array
     speed: Array
 
     def __call__(self, state):
         velocity = state.walls.velocity_z[self.plate]
-        reached = (velocity < 0) & (state.wall_force[self.plate, 2] >= self.target_force)
+        reached = (velocity < 0) & ((state.wall_force[self.plate, 2] >= self.target_force)
+                                    | (state.walls.z[self.plate] <= self.turn_z))
         new_velocity = jnp.where(reached, self.speed, velocity)
         return eqx.tree_at(lambda s: s.walls.velocity_z, state,
                            state.walls.velocity_z.at[self.plate].set(new_velocity))
@@ -118,7 +132,7 @@ class CalenderResult:
     state: object = dataclasses.field(repr=False, default=None)
 
 
-def calender_case(electrode: Electrode, protocol: CalenderProtocol,
+def calender_case(electrode: Electrode, protocol: PlateProtocol,
                   materials: Materials | None = None) -> Case:
     """The DEM case of a calendering run: floor (Al) under the lowest sphere, plate (steel) above
     the highest, AM radii expanded by ``protocol.am_expansion``."""
@@ -158,56 +172,84 @@ def calender(electrode: Electrode, protocol: CalenderProtocol, materials: Materi
     gap) without reaching the target pressure.
     """
     protocol.validate()
-    case = calender_case(electrode, protocol, materials)
-    case.validate()
-    state, spec, config, box, materials = prepare(case)
-    area = float(np.prod(np.asarray(box.length)[:2]))
+    run = PlateRun(electrode, protocol, materials)
+    target_force = protocol.target_pressure_mpa / MICRO_PRESSURE_TO_MPA * run.area
+    run.press(run.control(target_force=target_force), protocol.max_steps, progress,
+              f"target pressure {protocol.target_pressure_mpa} MPa")
+    return _result(electrode, protocol, run)
+
+
+class PlateRun:
+    """A plate pressing an electrode on its collector and rising again (shared by calendering and
+    indentation): the DEM case, the chunked run and its records."""
+
     plate = 1
-    floor = case.walls[0].z
-    target_force = protocol.target_pressure_mpa / MICRO_PRESSURE_TO_MPA * area
-    control = PressureReversal(plate, jnp.asarray(target_force, state.walls.z.dtype),
-                               jnp.asarray(protocol.plate_speed_um_us, state.walls.z.dtype))
-    solid_volume = float(np.sum(4.0 / 3.0 * np.pi * electrode.radius**3))
-    densest_plate_z = floor + solid_volume / area / 0.95
-    records, steps, start = [], 0, time.perf_counter()
-    while True:
-        result = simulate(state, materials, box, spec, config, protocol.chunk_steps,
-                          protocol.record_every, record_particles=False, control=control)
-        state, spec = result.state, result.spec
-        records.extend(result.records)
-        steps += protocol.chunk_steps
-        trace = concatenate_records(records)
-        plate_z = trace.wall_z[:, plate]
-        force = trace.wall_force[:, plate, 2]
+
+    def __init__(self, electrode: Electrode, protocol: PlateProtocol, materials=None):
+        self.electrode, self.protocol = electrode, protocol
+        self.case = calender_case(electrode, protocol, materials)
+        self.case.validate()
+        self.state, self.spec, self.config, self.box, self.materials = prepare(self.case)
+        self.area = float(np.prod(np.asarray(self.box.length)[:2]))
+        self.floor = self.case.walls[0].z
+        self.records, self.steps, self.seconds, self.rate = [], 0, 0.0, 0.0
+
+    def control(self, target_force=np.inf, turn_z=-np.inf) -> PlateReversal:
+        dtype = self.state.walls.z.dtype
+        return PlateReversal(self.plate, jnp.asarray(target_force, dtype),
+                             jnp.asarray(turn_z, dtype),
+                             jnp.asarray(self.protocol.plate_speed_um_us, dtype))
+
+    def advance(self, control, n_steps):
+        start = time.perf_counter()
+        result = simulate(self.state, self.materials, self.box, self.spec, self.config, n_steps,
+                          self.protocol.record_every, record_particles=False, control=control)
+        self.seconds += time.perf_counter() - start
+        self.state, self.spec, self.rate = result.state, result.spec, \
+            result.particle_steps_per_second
+        self.records.extend(result.records)
+        self.steps += n_steps
+
+    def trace(self):
+        trace = concatenate_records(self.records)
+        plate_z = np.asarray(trace.wall_z[:, self.plate])
+        force = np.asarray(trace.wall_force[:, self.plate, 2])
         rising = np.concatenate([[False], np.diff(plate_z) > 0])
-        phase = "unloading" if rising[-1] else "loading"
-        if progress is not None:
-            progress(steps, float(plate_z[-1]),
-                     float(force[-1] / area * MICRO_PRESSURE_TO_MPA), phase)
-        if not rising.any() and plate_z[-1] < densest_plate_z:
-            raise ValueError(
-                f"target pressure {protocol.target_pressure_mpa} MPa not reached: the plate is at "
-                f"{plate_z[-1]:.4g} µm, where the solid fraction would exceed 0.95, with "
-                f"{force[-1] / area * MICRO_PRESSURE_TO_MPA:.4g} MPa. Lower the target pressure.")
-        if steps >= protocol.max_steps:
-            raise ValueError(f"calendering not finished after max_steps = {protocol.max_steps} "
-                             "steps: raise max_steps or the plate speed")
-        if rising.any():
-            turn_z = float(np.min(plate_z))
-            threshold = protocol.release_fraction * float(np.max(force))
-            released = rising & (plate_z >= turn_z) & (force >= threshold)
-            last_contact_z = float(np.max(plate_z[released])) if released.any() else turn_z
-            if plate_z[-1] > last_contact_z + protocol.clearance_um:
-                break
-    seconds = time.perf_counter() - start
-    return _result(electrode, protocol, case, state, trace, rising, area, plate, floor, steps,
-                   seconds, result.particle_steps_per_second)
+        return trace, plate_z, force, rising
+
+    def press(self, control, max_steps, progress, target_description):
+        """Chunks until the plate has turned and risen ``clearance_um`` above its last position
+        carrying ``release_fraction`` of the maximum force."""
+        protocol = self.protocol
+        solid_volume = float(np.sum(4.0 / 3.0 * np.pi * self.electrode.radius**3))
+        densest_plate_z = self.floor + solid_volume / self.area / 0.95
+        while True:
+            self.advance(control, protocol.chunk_steps)
+            _, plate_z, force, rising = self.trace()
+            pressure = float(force[-1] / self.area * MICRO_PRESSURE_TO_MPA)
+            if progress is not None:
+                progress(self.steps, float(plate_z[-1]) - self.floor, pressure,
+                         "unloading" if rising[-1] else "loading")
+            if not rising.any() and plate_z[-1] < densest_plate_z:
+                raise ValueError(
+                    f"{target_description} not reached: the plate is at "
+                    f"{plate_z[-1] - self.floor:.4g} µm above the collector, where the solid "
+                    f"fraction would exceed 0.95, with {pressure:.4g} MPa. Lower the target.")
+            if self.steps >= max_steps:
+                raise ValueError(f"plate run not finished after max_steps = {max_steps} steps: "
+                                 "raise max_steps or the plate speed")
+            if rising.any():
+                threshold = protocol.release_fraction * float(np.max(force))
+                carrying = rising & (force >= threshold)
+                last_contact_z = float(np.max(plate_z[carrying])) if carrying.any() \
+                    else float(np.min(plate_z))
+                if plate_z[-1] > last_contact_z + protocol.clearance_um:
+                    return
 
 
-def _result(electrode, protocol, case, state, trace, rising, area, plate, floor, steps, seconds,
-            rate) -> CalenderResult:
-    plate_z = np.asarray(trace.wall_z[:, plate])
-    force = np.asarray(trace.wall_force[:, plate, 2])
+def _result(electrode, protocol, run: PlateRun) -> CalenderResult:
+    trace, plate_z, force, rising = run.trace()
+    case, state, area, floor = run.case, run.state, run.area, run.floor
     max_force = float(np.max(force))
     thickness_z = recovered_thickness(plate_z, force, rising, protocol.release_fraction * max_force)
     literal_z = recovered_thickness(plate_z, force, rising, np.finfo(float).tiny)
@@ -245,8 +287,8 @@ def _result(electrode, protocol, case, state, trace, rising, area, plate, floor,
                                            initial_top - floor, max_force / area),
         "am_expansion": protocol.am_expansion,
         "release_fraction": protocol.release_fraction,
-        "steps": steps, "dt_us": protocol.dt_us,
-        "wall_seconds": seconds, "particle_steps_per_second": rate,
+        "steps": run.steps, "dt_us": protocol.dt_us,
+        "wall_seconds": run.seconds, "particle_steps_per_second": run.rate,
         "precision": protocol.precision, "particles": int(len(electrode.radius)),
         "cell_um": [float(x) for x in np.asarray(case.box.length)[:2]],
     }
