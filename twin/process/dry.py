@@ -1,0 +1,462 @@
+"""A stand-in drying stage: the dried electrode by DEM pressing on the current collector.
+
+Until the coarse-grained slurry and drying stages exist (``../shared/FACTS.md``: NPT in z over
+9e7 steps, periodic in z), the dried electrode that calendering starts from is made here; this
+module is the one place to replace when they do. :func:`dried_electrode` runs:
+
+1. **Start.** The authors' initial random structure (:func:`twin.process.pack.artistic_electrode`:
+   CBD 1.3 µm, the AM class diameters, no AM expansion — the +2 % belongs to calendering), x and y
+   scaled to the lateral cell (the paper's 25.8 × 25.8 µm), z compacted affinely to a loose solid
+   fraction with the floor at z = 0, overlaps removed (:func:`~twin.process.pack.compact_affine`,
+   :func:`~twin.process.pack.remove_overlaps`).
+2. **Press.** DEM (Table 2 materials, the authors' mixing, SJKR2 cohesion, dt = 1e-4 µs, no
+   gravity, as in the authors' calendering) between an aluminium current collector at z = 0 and a
+   steel plate that starts on the highest sphere top and moves down at ``plate_speed`` until the
+   plate porosity 1 − V_s / (l_x l_y h_plate) reaches the press target (V_s: the spheres' total
+   volume, overlaps counted twice: the authors' definition).
+3. **Hold.** The plate stops until the kinetic energy fell below ``settle_fraction`` (2 %) of its
+   peak during the press.
+4. **Lift and relax.** The plate rises at the same speed until it is :data:`LIFT_CLEARANCE_UM`
+   above the highest sphere top and stays there; the free packing relaxes until (a) its kinetic
+   energy is below 2 % of the press peak, (b) the highest sphere top moved less than
+   :data:`TOP_DRIFT_UM` over the last two chunks (0.2 µs) and (c) the AM spheres' rms velocity is
+   below :data:`AM_RMS_VELOCITY_UM_US` (a drift < 0.01 µm per µs, 1/25 of the 0.25 µm voxel of the
+   structure analysis). The total kinetic energy does not vanish: with the Table 2 friction of
+   0.001 the CBD spheres keep sliding and spinning on the AM surfaces, held there by cohesion,
+   with hardly any tangential damping; the AM skeleton carries the structure.
+5. **Cycles.** Thickness t is the highest sphere top above the collector, max(z + r): the height
+   at which a rising calender plate loses its last contact, i.e. the authors' recovered thickness
+   (FACTS.md, "highest top-plane position during decompression with a non-zero contact force")
+   without the plate. The dried porosity is 1 − V_s / (l_x l_y t). It is above the press target
+   because the packing springs back; if it misses the target by more than ``tolerance`` / 2, the
+   packing is pressed again: cycle 2 to the same height (the first springback includes a slow
+   creep that a consolidated packing no longer shows: measured 0.32 → 0.06 µm on 816 spheres),
+   later cycles below it by the last cycle's springback (elastic, reproducible: 0.0831 and
+   0.0833 µm on 623 spheres, cycle 3 then landed 4 nm below the target height).
+
+Why lift rather than hold the plate: a held plate leaves the packing pre-stressed (it springs back
+by ~0.5–2 % of its thickness when released), so calendering would start from a loaded electrode
+and its porosity would depend on the plate that is no longer there; a lifted plate leaves a
+free-standing electrode whose thickness is a property of the packing alone.
+
+The paper's cell (FACTS.md): 396 AM + 9463 CBD spheres have V_s = 63 793 µm³ at the dried
+diameters, so 41.6 % porosity over 25.8 × 25.8 µm is t = 164.1 µm; the paper's uncalendered mesh
+height of 165.0 µm gives 41.9 % (the mesh top sits ~0.9 µm above V_s / (area (1 − 0.416)), e.g.
+a voxel or a sphere cap). With the AM diameters expanded 2 %, 165 µm would be 39.0 %: the mesh
+heights use the dried diameters.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+
+from twin.analysis.porosity import sphere_volume_in_slab
+from twin.io.case import Case, WallSpec, prepare
+from twin.io.lammps import write_sphere_data
+from twin.physics.dem import INERTIA_FACTOR
+from twin.physics.neighbors import allocate_neighbors
+from twin.physics.simulate import simulate
+from twin.physics.space import Box
+from twin.process.materials import table2_materials
+from twin.process.pack import (Electrode, artistic_electrode, compact_affine,
+                               default_artistic_path, remove_overlaps)
+
+PAPER_LATERAL_UM = 25.8          # FACTS.md: meshes over 25.8 × 25.8 µm
+PAPER_DRIED_POROSITY = 0.416     # Table 1, simulated
+DT_US = 1e-4                     # the authors' DEM time step
+SKIN_UM = 0.3
+RECORD_EVERY = 100               # steps between recorded plate forces
+LIFT_CLEARANCE_UM = 0.5          # the lifted plate stops this far above the highest sphere top
+TOP_DRIFT_UM = 0.005             # relaxed: the highest top moves less than this over 2 chunks
+AM_RMS_VELOCITY_UM_US = 0.01     # relaxed: AM skeleton rms velocity below this
+
+
+class ParticleEscaped(RuntimeError):
+    """A sphere left the space between the current collector and the plate (or the box)."""
+
+
+@dataclass
+class DryingProgress:
+    """Passed to the ``progress`` callback after each DEM chunk."""
+
+    phase: str                 # "press", "hold", "lift" or "relax"
+    cycle: int                 # press cycle, from 1
+    step: int
+    plate_z: float             # µm
+    plate_pressure: float      # micro units (1e3 Pa), mean over the chunk
+    top_z: float               # highest sphere top, µm
+    kinetic_energy: float      # translational + rotational, 1e-15 J
+
+
+@dataclass
+class DryingRecord:
+    """What the stage did. Lengths µm, times µs, pressures micro units (1e3 Pa), energies 1e-15 J.
+
+    Porosities of the final packing over the slab [0, thickness]:
+    ``porosity_top`` = 1 − V_s / (l_x l_y t), the authors' definition (overlaps counted twice);
+    ``porosity_slab`` the same with each sphere's exact volume inside the slab (caps pressed into
+    the collector left out); ``porosity_union`` with every pair overlap (lens) counted once, the
+    porosity a voxel image of the packing approaches (triple overlaps neglected).
+    """
+
+    source: str
+    n_particles: int
+    lateral_um: tuple[float, float]
+    target_porosity: float
+    solid_volume_um3: float
+    start_height_um: float
+    press_heights_um: list[float]
+    cycle_thicknesses_um: list[float]
+    thickness_um: float
+    porosity_top: float
+    porosity_slab: float
+    porosity_union: float
+    press_speed_um_us: float             # the first press (at most plate_speed)
+    inertial_number: float               # at the end of the first press
+    peak_pressure: float
+    kinetic_energy_peak: float
+    kinetic_energy_final: float
+    am_rms_velocity_final: float
+    top_drift_um: float
+    steps: dict
+    wall_seconds: float
+    particle_steps_per_second: float     # DEM chunks only (compilation included)
+    trace: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """Everything but the per-chunk trace (JSON-ready)."""
+        return {k: v for k, v in asdict(self).items() if k != "trace"}
+
+
+def _subsample(electrode: Electrode, slab_fraction: float) -> Electrode:
+    """Keep the spheres whose centres lie in the lowest ``slab_fraction`` of the initial box."""
+    lo, hi = np.asarray(electrode.box.lo), np.asarray(electrode.box.hi).copy()
+    hi[2] = lo[2] + slab_fraction * (hi[2] - lo[2])
+    keep = electrode.position[:, 2] < hi[2]
+    return Electrode(electrode.ids[keep], electrode.am_class[keep], electrode.radius[keep],
+                     electrode.density[keep], electrode.position[keep],
+                     Box(lo, hi, electrode.box.periodic))
+
+
+def _kinetic_energy(spheres) -> float:
+    m, r = np.asarray(spheres.mass), np.asarray(spheres.radius)
+    v, w = np.asarray(spheres.velocity), np.asarray(spheres.angular_velocity)
+    return float(0.5 * np.sum(m * np.sum(v**2, axis=1))
+                 + 0.5 * np.sum(INERTIA_FACTOR * m * r**2 * np.sum(w**2, axis=1)))
+
+
+def _lens_volume(r_i, r_j, d):
+    """Volume common to two overlapping spheres at centre distance d (Weisstein, "Sphere-Sphere
+    Intersection", MathWorld): π (r_i + r_j − d)² (d² + 2d(r_i + r_j) − 3(r_i − r_j)²) / (12 d)."""
+    return (np.pi * (r_i + r_j - d)**2 * (d**2 + 2 * d * (r_i + r_j) - 3 * (r_i - r_j)**2)
+            / (12 * d))
+
+
+def _union_overlap_volume(position, radius, pairs, length) -> float:
+    """Σ over overlapping listed pairs of their lens volume (x, y periodic)."""
+    n = len(radius)
+    pairs = pairs[pairs[:, 0] < n]
+    i, j = pairs[:, 0], pairs[:, 1]
+    d = position[i] - position[j]
+    d[:, :2] -= length[:2] * np.round(d[:, :2] / length[:2])
+    distance = np.linalg.norm(d, axis=1)
+    touching = distance < radius[i] + radius[j]
+    return float(np.sum(_lens_volume(radius[i][touching], radius[j][touching],
+                                     distance[touching])))
+
+
+def check_dried_inputs(electrode: Electrode, lateral_um, target_porosity, loose_solid_fraction,
+                       skin=SKIN_UM) -> None:
+    """Raise ValueError for a target or cell the stage cannot reach or hold."""
+    if not 0.0 < target_porosity < 1.0:
+        raise ValueError(f"target porosity {target_porosity} must lie in (0, 1) (the paper's dried "
+                         f"electrode: {PAPER_DRIED_POROSITY})")
+    loose_porosity = 1.0 - loose_solid_fraction
+    if not target_porosity < loose_porosity:
+        raise ValueError(
+            f"target porosity {target_porosity} is not below the loose start's porosity "
+            f"{loose_porosity:.3f} (solid fraction {loose_solid_fraction}): the plate would have "
+            "nothing to press; lower the target or loose_solid_fraction")
+    contact = 2.0 * (2.0 * float(electrode.radius.max()) + skin)
+    if not lateral_um >= contact:
+        raise ValueError(
+            f"lateral size {lateral_um} µm is smaller than twice the largest contact distance "
+            f"2·(2 r_max + skin) = {contact:.4g} µm (a sphere would touch its own periodic image): "
+            f"use lateral_um >= {contact:.4g}")
+
+
+class _Press:
+    """The DEM between the collector (wall 0) and the plate (wall 1), advanced chunk by chunk."""
+
+    def __init__(self, electrode: Electrode, box_top, plate_z, chunk_steps, progress):
+        materials = table2_materials()
+        types = np.where(electrode.is_am, materials.names.index("AM"), materials.names.index("CBD"))
+        lo, hi = np.asarray(electrode.box.lo), np.asarray(electrode.box.hi)
+        case = Case(
+            name="dried_electrode", ids=electrode.ids, types=types, radius=electrode.radius,
+            density=electrode.density, position=electrode.position,
+            box=Box(np.array([lo[0], lo[1], -1.0]), np.array([hi[0], hi[1], box_top]),
+                    (True, True, False)),
+            materials=materials,
+            walls=[WallSpec("current_collector", materials.names.index("Al"), 0.0, 1.0, 0.0),
+                   WallSpec("plate", materials.names.index("steel"), plate_z, -1.0, 0.0)],
+            cohesion="sjkr2", dt=DT_US, steps=chunk_steps, trajectory_every=chunk_steps,
+            walls_every=RECORD_EVERY, skin=SKIN_UM)
+        self.state, self.spec, self.config, self.box, self.materials = prepare(case)
+        self.area = float((hi[0] - lo[0]) * (hi[1] - lo[1]))
+        self.chunk_steps, self.progress = chunk_steps, progress
+        self.box_top = box_top
+        self.trace = []
+        self.dem_seconds = 0.0
+
+    def presize(self, growth):
+        """Re-allocate the neighbour list with room for a denser packing (avoids re-allocating
+        and re-compiling during the press); no shear history exists yet."""
+        s = self.state.spheres
+        walls = self.state.walls
+        self.spec, pair_list = allocate_neighbors(
+            np.asarray(s.position), np.asarray(s.radius), self.box, SKIN_UM, growth=growth,
+            wall_z=np.asarray(walls.z), wall_normal_z=np.asarray(walls.normal_z))
+        shear = jnp.zeros((pair_list.pairs.shape[0], 3), self.state.pair_shear.dtype)
+        self.state = eqx.tree_at(lambda st: (st.neighbors, st.pair_shear), self.state,
+                                 (pair_list, shear))
+
+    @property
+    def plate_z(self) -> float:
+        return float(self.state.walls.z[1])
+
+    def top_z(self) -> float:
+        s = self.state.spheres
+        return float(np.max(np.asarray(s.position[:, 2]) + np.asarray(s.radius)))
+
+    def chunk(self, phase, cycle, plate_velocity) -> DryingProgress:
+        state = eqx.tree_at(lambda st: st.walls.velocity_z, self.state,
+                            self.state.walls.velocity_z.at[1].set(plate_velocity))
+        result = simulate(state, self.materials, self.box, self.spec, self.config,
+                          self.chunk_steps, RECORD_EVERY, record_particles=False,
+                          chunk_steps=self.chunk_steps)
+        self.dem_seconds += result.wall_seconds
+        self.state, self.spec = result.state, result.spec
+        self._check_inside()
+        plate_force = np.concatenate([np.asarray(r.wall_force)[:, 1, 2] for r in result.records])
+        report = DryingProgress(phase, cycle, int(self.state.step), self.plate_z,
+                                float(plate_force.mean()) / self.area, self.top_z(),
+                                _kinetic_energy(self.state.spheres))
+        self.trace.append(report)
+        if self.progress is not None:
+            self.progress(report)
+        return report
+
+    def _check_inside(self):
+        s = self.state.spheres
+        check_inside(np.asarray(s.position[:, 2]), np.asarray(s.radius), self.plate_z,
+                     self.box_top, int(self.state.step))
+
+
+def check_inside(z, radius, plate_z, box_top, step) -> None:
+    """Raise :class:`ParticleEscaped` naming the first sphere whose centre lies below the
+    collector (z = 0) or above the plate, or whose top lies above the box."""
+    for bad, where in ((z < 0.0, "below the current collector (z = 0)"),
+                       (z > plate_z, f"above the plate (z = {plate_z:.4g} µm)"),
+                       (z + radius > box_top, f"out of the box (top {box_top:.4g} µm)")):
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise ParticleEscaped(
+                f"sphere index {k} (radius {radius[k]:.3g} µm) escaped {where}: its centre is at "
+                f"z = {z[k]:.4g} µm after step {step}. Lower plate_speed or raise "
+                "loose_solid_fraction (a gentler press), or check the input structure")
+
+
+def dried_electrode(path=None, lateral_um=PAPER_LATERAL_UM, target_porosity=PAPER_DRIED_POROSITY,
+                    am_expansion=1.0, loose_solid_fraction=0.40, plate_speed=5.0,
+                    tolerance=0.005, max_cycles=4, slab_fraction=1.0, chunk_steps=1000,
+                    settle_fraction=0.02, max_settle_chunks=40, progress=None
+                    ) -> tuple[Electrode, DryingRecord]:
+    """The dried electrode (positions µm, x y periodic, current collector at z = 0) and a record.
+
+    Args:
+      path: the authors' initial structure (LAMMPS data); default
+        :func:`~twin.process.pack.default_artistic_path` (the small electrode); the paper-size
+        one is ``shared/data/artistic/thick_electrode_initial.data``.
+      lateral_um: side of the square periodic cell (the paper: 25.8 µm); x and y of the initial
+        structure are scaled to it.
+      target_porosity: dried porosity to reach, thickness = highest sphere top (the paper: 0.416).
+      am_expansion: AM diameter factor (1: the dried diameters; the +2 % is a calendering option).
+      loose_solid_fraction: solid fraction of the affine start, below 1 − target_porosity.
+      plate_speed: µm/µs (= m/s) of the plate, down while pressing and up while lifting.
+      tolerance: accepted |porosity − target|; the press target is corrected for the springback
+        measured in a cycle whenever the miss exceeds tolerance / 2, up to ``max_cycles`` cycles.
+      slab_fraction: keep only the spheres of the lowest fraction of the initial box (a sub-sample
+        for quick runs; 1 keeps all).
+      chunk_steps: DEM steps per chunk (one progress call, escape check and settle test each).
+      settle_fraction: the hold ends, and the relaxation is complete, once the kinetic energy is
+        below this fraction of its peak during the press (and, for the relaxation, the highest
+        sphere top moved less than :data:`TOP_DRIFT_UM` over the last two chunks and the AM rms
+        velocity is below :data:`AM_RMS_VELOCITY_UM_US`).
+      max_settle_chunks: chunks allowed for each hold (the stage goes on after them) and each
+        relaxation (the stage raises after them).
+      progress: optional callable receiving a :class:`DryingProgress` after each chunk.
+
+    Raises:
+      ValueError: a target porosity outside (0, 1) or not below the loose start's, a lateral
+        cell smaller than twice the largest contact distance, a bad slab fraction.
+      ParticleEscaped: a sphere left the space between collector and plate (or the box).
+      RuntimeError: no relaxation within ``max_settle_chunks``, or the porosity still off by
+        more than ``tolerance`` after ``max_cycles`` cycles.
+    """
+    start_time = time.perf_counter()
+    path = default_artistic_path() if path is None else path
+    if not 0.0 < slab_fraction <= 1.0:
+        raise ValueError(f"slab_fraction {slab_fraction} must lie in (0, 1]")
+    if not plate_speed > 0.0:
+        raise ValueError(f"plate_speed {plate_speed} µm/µs must be > 0")
+    electrode = artistic_electrode(path, am_expansion)
+    if slab_fraction < 1.0:
+        electrode = _subsample(electrode, slab_fraction)
+    check_dried_inputs(electrode, lateral_um, target_porosity, loose_solid_fraction)
+    scale = lateral_um / float(electrode.box.hi[0] - electrode.box.lo[0])
+    electrode = remove_overlaps(compact_affine(electrode, loose_solid_fraction, scale))
+    solid_volume = electrode.solid_volume
+    start_height = float(electrode.box.hi[2])
+    r_max = float(electrode.radius.max())
+    press = _Press(electrode, start_height + 2.0 * r_max, float(
+        np.max(electrode.position[:, 2] + electrode.radius)), chunk_steps, progress)
+    press.presize(growth=1.3 * ((1.0 - target_porosity) / loose_solid_fraction) ** 2)
+    area = press.area
+    target_height = solid_volume / (area * (1.0 - target_porosity))
+    chunk_time = chunk_steps * DT_US
+
+    press_height, press_heights, thicknesses = target_height, [], []
+    steps = {"press": 0, "hold": 0, "lift": 0, "relax": 0}
+    kinetic_peak, peak_pressure = 0.0, 0.0
+    for cycle in range(1, max_cycles + 1):
+        press_heights.append(press_height)
+        travel = max(press.plate_z - press_height, 0.0)
+        n_chunks = max(1, math.ceil(travel / (plate_speed * chunk_time)))
+        speed = travel / (n_chunks * chunk_time)
+        for _ in range(n_chunks):
+            report = press.chunk("press", cycle, -speed)
+            kinetic_peak = max(kinetic_peak, report.kinetic_energy)
+            peak_pressure = max(peak_pressure, report.plate_pressure)
+        steps["press"] += n_chunks * chunk_steps
+        if cycle == 1:
+            press_speed = speed
+            inertial_number = _inertial_number(press.state.spheres, speed / press_height,
+                                               report.plate_pressure)
+        for _ in range(max_settle_chunks):
+            report = press.chunk("hold", cycle, 0.0)
+            steps["hold"] += chunk_steps
+            if report.kinetic_energy < settle_fraction * kinetic_peak:
+                break
+        while press.plate_z < press.top_z() + LIFT_CLEARANCE_UM:
+            press.chunk("lift", cycle, plate_speed)
+            steps["lift"] += chunk_steps
+        tops = []
+        for _ in range(max_settle_chunks):
+            report = press.chunk("relax", cycle, 0.0)
+            steps["relax"] += chunk_steps
+            tops.append(report.top_z)
+            drift = max(tops[-3:]) - min(tops[-3:]) if len(tops) >= 3 else np.inf
+            am_rms = _am_rms_velocity(press.state.spheres, electrode.is_am)
+            if (report.kinetic_energy < settle_fraction * kinetic_peak and drift < TOP_DRIFT_UM
+                    and am_rms < AM_RMS_VELOCITY_UM_US):
+                break
+        else:
+            raise RuntimeError(
+                f"the packing did not relax within {max_settle_chunks} chunks of {chunk_steps} "
+                f"steps: kinetic energy {report.kinetic_energy:.3g} (peak {kinetic_peak:.3g}), "
+                f"top drift {drift:.3g} µm, AM rms velocity {am_rms:.3g} µm/µs. Raise "
+                "max_settle_chunks or lower plate_speed")
+        thickness = report.top_z
+        thicknesses.append(thickness)
+        porosity = 1.0 - solid_volume / (area * thickness)
+        if abs(porosity - target_porosity) <= 0.5 * tolerance:
+            break
+        if porosity < target_porosity - tolerance:
+            break   # too dense: a plate cannot pull the packing back up
+        # Cycle 1 springs back by creep and elastic recovery, a re-press of the consolidated
+        # packing by its elastic recovery only: press cycle 2 to the target height again, and
+        # later cycles below it by the springback of the last one.
+        springback = thickness - press_height
+        press_height = target_height - (max(springback, 0.0) if cycle > 1 else 0.0)
+    if abs(porosity - target_porosity) > tolerance:
+        raise RuntimeError(
+            f"dried porosity {porosity:.4f} misses the target {target_porosity} by more than "
+            f"{tolerance} after {max_cycles} press cycles (press heights {press_heights} µm, "
+            f"thickness {thickness:.4g} µm): raise max_cycles or lower plate_speed")
+    return _finish(press, electrode, path, target_porosity, solid_volume, start_height,
+                   press_heights, thicknesses, press_speed, inertial_number, peak_pressure,
+                   kinetic_peak, drift, steps, start_time)
+
+
+def _am_rms_velocity(spheres, is_am) -> float:
+    """Mass-weighted rms translational velocity of the AM spheres (µm/µs)."""
+    m, v = np.asarray(spheres.mass)[is_am], np.asarray(spheres.velocity)[is_am]
+    return float(np.sqrt(np.sum(m * np.sum(v**2, axis=1)) / np.sum(m)))
+
+
+def _inertial_number(spheres, strain_rate, pressure) -> float:
+    """I = γ̇ d √(ρ/P) (GDR MiDi 2004) with d the Sauter mean diameter Σd³/Σd² and ρ the mean
+    solid density; I < 1e-3 is quasi-static, I > 1e-1 rapid flow."""
+    r, m = np.asarray(spheres.radius), np.asarray(spheres.mass)
+    diameter = 2.0 * np.sum(r**3) / np.sum(r**2)
+    density = np.sum(m) / np.sum(4.0 / 3.0 * np.pi * r**3)
+    return float(strain_rate * diameter * np.sqrt(density / max(pressure, 1e-300)))
+
+
+def _finish(press: _Press, electrode, path, target_porosity, solid_volume, start_height,
+            press_heights, thicknesses, speed, inertial_number, peak_pressure, kinetic_peak,
+            drift, steps, start_time):
+    s = press.state.spheres
+    thickness = thicknesses[-1]
+    position, radius = np.asarray(s.position), np.asarray(s.radius)
+    lo = np.asarray(electrode.box.lo)
+    hi = np.array([electrode.box.hi[0], electrode.box.hi[1], thickness])
+    area = press.area
+    in_slab = float(np.sum(sphere_volume_in_slab(position[:, 2], radius, 0.0, thickness)))
+    lens = _union_overlap_volume(position, radius, np.asarray(press.state.neighbors.pairs),
+                                 hi - lo)
+    dried = Electrode(electrode.ids, electrode.am_class, electrode.radius, electrode.density,
+                      position, Box(lo, hi, electrode.box.periodic))
+    record = DryingRecord(
+        source=str(path), n_particles=len(radius), lateral_um=(float(hi[0]), float(hi[1])),
+        target_porosity=target_porosity, solid_volume_um3=solid_volume,
+        start_height_um=start_height, press_heights_um=[float(h) for h in press_heights],
+        cycle_thicknesses_um=[float(t) for t in thicknesses], thickness_um=thickness,
+        porosity_top=1.0 - solid_volume / (area * thickness),
+        porosity_slab=1.0 - in_slab / (area * thickness),
+        porosity_union=1.0 - (in_slab - lens) / (area * thickness),
+        press_speed_um_us=speed, inertial_number=inertial_number, peak_pressure=peak_pressure,
+        kinetic_energy_peak=kinetic_peak, kinetic_energy_final=_kinetic_energy(s),
+        am_rms_velocity_final=_am_rms_velocity(s, electrode.is_am), top_drift_um=float(drift),
+        steps=steps,
+        wall_seconds=time.perf_counter() - start_time,
+        particle_steps_per_second=len(radius) * sum(steps.values()) / press.dem_seconds,
+        trace=press.trace)
+    return dried, record
+
+
+def save_dried_electrode(folder, electrode: Electrode, record: DryingRecord) -> Path:
+    """Write ``dried_electrode.data`` (LAMMPS sphere data: type 1 CBD, 2..7 AM classes) and
+    ``dried_record.json`` (the record, its trace as columns) into ``folder``; return the data
+    file's path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "dried_electrode.data"
+    write_sphere_data(data, electrode.ids, electrode.am_class + 1, 2.0 * electrode.radius,
+                      electrode.density, electrode.position, np.asarray(electrode.box.lo),
+                      np.asarray(electrode.box.hi), 7, title=f"dried by twin.process.dry from "
+                      f"{Path(record.source).name}")
+    summary = record.summary()
+    summary["trace"] = {name: [getattr(p, name) for p in record.trace]
+                        for name in DryingProgress.__dataclass_fields__}
+    (folder / "dried_record.json").write_text(json.dumps(summary, indent=1))
+    return data
