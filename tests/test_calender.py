@@ -117,3 +117,17 @@ def test_calender_command_writes_the_run_folder(tmp_path, electrode):
     for name in ("final.data", "final.dump", "calender.png"):
         assert (run / name).stat().st_size > 0
     assert main(["calender", str(tmp_path / "missing.toml"), "--out", str(run)]) == 2
+
+
+def test_sweep_shares_the_loading_and_matches_single_runs(electrode, pressed):
+    from twin.process.calender import calender_sweep
+    protocol = CalenderProtocol(target_pressure_mpa=20.0, plate_speed_um_us=2.0, record_every=20)
+    low, high = calender_sweep(electrode, [20.0, 8.0], protocol)
+    assert low.summary["target_pressure_MPa"] == 8.0 and high.summary["target_pressure_MPa"] == 20
+    # The branch to 20 MPa is the same trajectory as the single run (the loading is shared).
+    np.testing.assert_allclose(high.plate_z_um, pressed.plate_z_um, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(high.force_n, pressed.force_n, rtol=1e-9, atol=1e-15)
+    assert high.summary["final_porosity"] == pytest.approx(pressed.summary["final_porosity"],
+                                                           abs=1e-12)
+    assert low.summary["final_porosity"] > high.summary["final_porosity"]
+    assert low.summary["max_pressure_MPa"] < high.summary["max_pressure_MPa"]

@@ -179,6 +179,33 @@ def calender(electrode: Electrode, protocol: CalenderProtocol, materials: Materi
     return _result(electrode, protocol, run)
 
 
+def calender_sweep(electrode: Electrode, pressures_mpa, protocol: CalenderProtocol,
+                   materials: Materials | None = None, progress=None) -> list[CalenderResult]:
+    """The porosity–pressure curve: one calendering per target pressure, sharing the loading.
+
+    The loading stroke is identical for every target up to its turn, so it is run once: each
+    target continues from the start of the chunk in which the previous (lower) target turned,
+    then unloads. Cost ≈ one loading to the highest pressure + one unloading per target.
+    """
+    pressures = sorted(float(p) for p in pressures_mpa)
+    if not pressures:
+        raise ValueError("calender_sweep needs at least one target pressure")
+    protocol.validate()
+    for pressure in pressures:
+        dataclasses.replace(protocol, target_pressure_mpa=pressure).validate()
+    run = PlateRun(electrode, protocol, materials)
+    results = []
+    for pressure in pressures:
+        if run.loading_snapshot is not None:
+            run.restore(run.loading_snapshot)
+        target = dataclasses.replace(protocol, target_pressure_mpa=pressure)
+        force = pressure / MICRO_PRESSURE_TO_MPA * run.area
+        run.press(run.control(target_force=force), protocol.max_steps, progress,
+                  f"target pressure {pressure} MPa")
+        results.append(_result(electrode, target, run))
+    return results
+
+
 class PlateRun:
     """A plate pressing an electrode on its collector and rising again (shared by calendering and
     indentation): the DEM case, the chunked run and its records."""
@@ -193,6 +220,15 @@ class PlateRun:
         self.area = float(np.prod(np.asarray(self.box.length)[:2]))
         self.floor = self.case.walls[0].z
         self.records, self.steps, self.seconds, self.rate = [], 0, 0.0, 0.0
+        self.loading_snapshot = None
+
+    def snapshot(self):
+        """What :meth:`restore` needs to go back to this point of the run."""
+        return self.state, self.spec, len(self.records), self.steps
+
+    def restore(self, snapshot):
+        self.state, self.spec, n_records, self.steps = snapshot
+        del self.records[n_records:]
 
     def control(self, target_force=np.inf, turn_z=-np.inf) -> PlateReversal:
         dtype = self.state.walls.z.dtype
@@ -219,11 +255,14 @@ class PlateRun:
 
     def press(self, control, max_steps, progress, target_description):
         """Chunks until the plate has turned and risen ``clearance_um`` above its last position
-        carrying ``release_fraction`` of the maximum force."""
+        carrying ``release_fraction`` of the maximum force. ``loading_snapshot`` keeps the
+        start of the chunk in which the plate turned (all steps before it are pure loading)."""
         protocol = self.protocol
         solid_volume = float(np.sum(4.0 / 3.0 * np.pi * self.electrode.radius**3))
         densest_plate_z = self.floor + solid_volume / self.area / 0.95
         while True:
+            if not self.records or not self.trace()[3].any():
+                self.loading_snapshot = self.snapshot()    # start of the chunk that turns
             self.advance(control, protocol.chunk_steps)
             _, plate_z, force, rising = self.trace()
             pressure = float(force[-1] / self.area * MICRO_PRESSURE_TO_MPA)
