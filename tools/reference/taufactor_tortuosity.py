@@ -94,17 +94,26 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     for size in args.sizes:
         path = args.out / f"electrode{size}.csv"
-        rows = []
         for axis in args.axes:
             for mode in args.modes:
-                rows.append(run(size, axis, mode, args.precision, args.conv_crit))
-                print(rows[-1], flush=True)
-        with open(path, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
+                row = run(size, axis, mode, args.precision, args.conv_crit)
+                print(row, flush=True)
+                write_row(path, row)
         print("wrote", path)
 
+
+def write_row(path, row):
+    """Add or replace the (axis, mode) row of a golden CSV, so that a long run keeps what it finished."""
+    rows = []
+    if path.exists():
+        with open(path, newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if (int(r["axis"]), r["mode"]) != (row["axis"], row["mode"])]
+    rows.append(row)
+    rows.sort(key=lambda r: (int(r["axis"]), MODES.index(r["mode"])))
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
 
 if __name__ == "__main__":
     main()
