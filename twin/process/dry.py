@@ -39,6 +39,20 @@ by ~0.5–2 % of its thickness when released), so calendering would start from a
 and its porosity would depend on the plate that is no longer there; a lifted plate leaves a
 free-standing electrode whose thickness is a property of the packing alone.
 
+Limits, measured (float64, this 2-core CPU):
+
+* The press is inertial, not quasi-static: inertial number I = γ̇ d₃₂ √(ρ/P) ≈ 0.2 at the end of
+  the first press at 5 µm/µs on 623 spheres (quasi-static needs I < 1e-3). The density reached
+  depends on it: a variant that reset the sphere velocities to the homogeneous compression field
+  v_z = v_plate z / z_plate before every chunk (no plug flow) jammed near 43.7 % porosity, its
+  springback growing with each deeper re-press (0.3 → 1 µm on 12.4 µm), so the target was not
+  reached; only the free dynamics rearrange the packing to 41.6 %.
+* On a thick packing (the paper's 9859 spheres, 213 → 164 µm from a loose 0.45) the plate drives a
+  plug: after the plate stopped, the top kept falling away from it at ~2 µm/µs and the kinetic
+  energy (2.2e6, v_rms ~4 µm/µs) did not decay within 18 hold chunks. Without gravity or solvent
+  drag nothing stops that plug but the collector; a slower plate (1–2 µm/µs) or a damped hold is
+  the next thing to try there.
+
 The paper's cell (FACTS.md): 396 AM + 9463 CBD spheres have V_s = 63 793 µm³ at the dried
 diameters, so 41.6 % porosity over 25.8 × 25.8 µm is t = 164.1 µm; the paper's uncalendered mesh
 height of 165.0 µm gives 41.9 % (the mesh top sits ~0.9 µm above V_s / (area (1 − 0.416)), e.g.
