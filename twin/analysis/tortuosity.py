@@ -121,42 +121,58 @@ def _check_inputs(labels, axis, diffusivity, lateral, dirichlet):
     return labels.astype(np.uint8), d
 
 
-def _merge_periodic(components, count, lateral_axes):
-    """Relabel face-connected components so that clusters touching across periodic faces share a label."""
-    root = np.arange(count + 1)
-    pairs = []
-    for a in lateral_axes:
-        lo = np.take(components, 0, axis=a).ravel()
-        hi = np.take(components, -1, axis=a).ravel()
-        both = (lo > 0) & (hi > 0)
-        pairs.append(np.stack([lo[both], hi[both]]))
-    pairs = np.unique(np.concatenate(pairs, axis=1), axis=1)
-    while pairs.size:                          # min-label propagation with pointer jumping
-        smaller = np.minimum(root[pairs[0]], root[pairs[1]])
-        new = root.copy()
-        np.minimum.at(new, pairs[0], smaller)
-        np.minimum.at(new, pairs[1], smaller)
-        new = new[new]
-        if np.array_equal(new, root):
-            break
-        root = new
-    return root[components]
+def _propagate_along(label, conducting, axis, periodic):
+    """One sweep of min-label propagation along ``axis``: every run of conducting voxels on a line
+    takes the smallest label of the run (runs joined across the ends of periodic lines)."""
+    label = np.moveaxis(label, axis, -1)
+    conducting = np.moveaxis(conducting, axis, -1)
+    if periodic:
+        ends = conducting[..., 0] & conducting[..., -1]
+        joined = np.minimum(label[..., 0], label[..., -1])
+        label[..., 0] = np.where(ends, joined, label[..., 0])
+        label[..., -1] = np.where(ends, joined, label[..., -1])
+    flat_label, flat_conducting = label.reshape(-1), conducting.reshape(-1)
+    index = np.flatnonzero(flat_conducting)
+    line_start = index % label.shape[-1] == 0
+    starts = np.flatnonzero(np.concatenate([[True], (np.diff(index) != 1) | line_start[1:]]))
+    minima = np.minimum.reduceat(flat_label[index], starts)
+    flat_label[index] = np.repeat(minima, np.diff(np.append(starts, index.size)))
+    return np.moveaxis(flat_label.reshape(label.shape), -1, axis)
+
+
+def _components(conducting, periodic_axes):
+    """Face-connected clusters of ``conducting`` as labels (the smallest flat index of each
+    cluster; -1 elsewhere): min-label propagation along x, y, z with pointer jumping (a voxel
+    takes the label of the voxel its label points to, which lies in the same cluster) until
+    nothing changes."""
+    sentinel = conducting.size
+    label = np.where(conducting, np.arange(conducting.size).reshape(conducting.shape), sentinel)
+    while True:
+        before = label.copy()
+        for axis in range(3):
+            label = np.ascontiguousarray(
+                _propagate_along(label, conducting, axis, axis in periodic_axes))
+        flat = label.reshape(-1)
+        inside = flat < sentinel
+        while True:
+            jumped = flat.copy()
+            jumped[inside] = flat[flat[inside]]
+            if np.array_equal(jumped, flat):
+                break
+            flat = jumped
+        label = flat.reshape(label.shape)
+        if np.array_equal(before, label):
+            return np.where(conducting, label, -1)
 
 
 def _backbone(conducting, periodic):
     """Voxels of clusters that touch both faces normal to axis 0 (face connectivity)."""
-    from scipy import ndimage
-
-    components, count = ndimage.label(conducting)
-    if periodic and count:
-        components = _merge_periodic(components, count, (1, 2))
+    components = _components(conducting, (1, 2) if periodic else ())
     joined = np.intersect1d(np.unique(components[0]), np.unique(components[-1]))
-    joined = joined[joined > 0]
+    joined = joined[joined >= 0]
     if not joined.size:
         return None
-    lookup = np.zeros(components.max() + 1, dtype=bool)
-    lookup[joined] = True
-    return lookup[components]
+    return np.isin(components, joined)
 
 
 # ---------------------------------------------------------------------------------------------------------
