@@ -47,11 +47,13 @@ Limits, measured (float64, this 2-core CPU):
   v_z = v_plate z / z_plate before every chunk (no plug flow) jammed near 43.7 % porosity, its
   springback growing with each deeper re-press (0.3 → 1 µm on 12.4 µm), so the target was not
   reached; only the free dynamics rearrange the packing to 41.6 %.
-* On a thick packing (the paper's 9859 spheres, 213 → 164 µm from a loose 0.45) the plate drives a
-  plug: after the plate stopped, the top kept falling away from it at ~2 µm/µs and the kinetic
-  energy (2.2e6, v_rms ~4 µm/µs) did not decay within 18 hold chunks. Without gravity or solvent
-  drag nothing stops that plug but the collector; a slower plate (1–2 µm/µs) or a damped hold is
-  the next thing to try there.
+* On a thick packing (the paper's 9859 spheres, 213 → 164 µm from a loose 0.45, 5 µm/µs) the
+  stage fails: after the plate stopped at 164.1 µm the highest sphere top kept falling away from
+  it at a constant 1.97 µm/µs for 8 µs (to 148.4 µm), while the kinetic energy fell from 2.3e6 to
+  ~2e4 (1 %) only after ~7 µs; the relaxation then raised (AM rms velocity 0.43 µm/µs, top drift
+  0.39 µm per 2 chunks). Without gravity or solvent drag nothing decelerates the moving part of
+  the packing but the collector. Not yet diagnosed; a slower plate (1–2 µm/µs) or a damped hold
+  are the next things to try there.
 
 The paper's cell (FACTS.md): 396 AM + 9463 CBD spheres have V_s = 63 793 µm³ at the dried
 diameters, so 41.6 % porosity over 25.8 × 25.8 µm is t = 164.1 µm; the paper's uncalendered mesh
