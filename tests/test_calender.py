@@ -33,6 +33,17 @@ def mini_electrode() -> Electrode:
     return remove_overlaps(compact_affine(electrode, 0.5))
 
 
+def write_plate_case(folder, electrode, protocol_lines: str):
+    """The electrode as a LAMMPS data file and a case file pointing to it, in ``folder``."""
+    from twin.io.lammps import write_sphere_data
+    write_sphere_data(folder / "dried.data", electrode.ids, electrode.am_class + 1,
+                      2 * electrode.radius, electrode.density, electrode.position,
+                      electrode.box.lo, electrode.box.hi, 7)
+    case = folder / "case.toml"
+    case.write_text(f'[electrode]\ndata = "dried.data"\n[protocol]\n{protocol_lines}')
+    return case
+
+
 @pytest.fixture(scope="module")
 def electrode():
     return mini_electrode()
@@ -101,14 +112,9 @@ def test_bad_protocol_values_are_refused():
 
 
 def test_calender_command_writes_the_run_folder(tmp_path, electrode):
-    from twin.io.lammps import write_sphere_data
-    write_sphere_data(tmp_path / "dried.data", electrode.ids, electrode.am_class + 1,
-                      2 * electrode.radius, electrode.density, electrode.position,
-                      electrode.box.lo, electrode.box.hi, 7)
-    (tmp_path / "case.toml").write_text(
-        '[electrode]\ndata = "dried.data"\n[protocol]\ntarget_pressure_MPa = 10.0\n'
-        'plate_speed_m_s = 2.0\nrecord_every = 50\n')
-    assert main(["calender", str(tmp_path / "case.toml"), "--out", str(tmp_path / "run")]) == 0
+    case = write_plate_case(tmp_path, electrode, "target_pressure_MPa = 10.0\n"
+                                                 "plate_speed_m_s = 2.0\nrecord_every = 50\n")
+    assert main(["calender", str(case), "--out", str(tmp_path / "run")]) == 0
     run = tmp_path / "run"
     summary = json.loads((run / "summary.json").read_text())
     trace = read_csv(run / "trace.csv")

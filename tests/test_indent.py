@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from golden_cases import read_csv
-from test_calender import mini_electrode
+from test_calender import mini_electrode, write_plate_case
 from twin.cli import main
-from twin.process.indent import IndentProtocol, indent, plate_contact_area, replicate
+from twin.process.indent import IndentProtocol, plate_contact_area, replicate
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +36,9 @@ def test_plate_contact_area_of_a_sphere_cap():
 
 
 def test_indentation_presses_the_requested_depth_and_releases(electrode, tmp_path):
-    from twin.io.lammps import write_sphere_data
-    write_sphere_data(tmp_path / "dried.data", electrode.ids, electrode.am_class + 1,
-                      2 * electrode.radius, electrode.density, electrode.position,
-                      electrode.box.lo, electrode.box.hi, 7)
-    (tmp_path / "case.toml").write_text(
-        '[electrode]\ndata = "dried.data"\n[protocol]\ndepth_fraction = 0.1\nreplicas = 2\n'
-        'plate_speed_m_s = 2.0\nrecord_every = 20\n')
-    assert main(["indent", str(tmp_path / "case.toml"), "--out", str(tmp_path / "run")]) == 0
+    case = write_plate_case(tmp_path, electrode, "depth_fraction = 0.1\nreplicas = 2\n"
+                                                 "plate_speed_m_s = 2.0\nrecord_every = 20\n")
+    assert main(["indent", str(case), "--out", str(tmp_path / "run")]) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     trace = read_csv(tmp_path / "run" / "trace.csv")
     depth = 0.1 * summary["electrode_thickness_um"]

@@ -79,16 +79,23 @@ def _plate_progress(label):
     return progress
 
 
-def _indent(args):
-    from twin.io.calender_folder import write_indent_folder
+def _run_plate(args, kind):
+    """Build the case, run calendering or indentation with progress, write the run folder."""
+    from twin.io.calender_folder import write_calender_folder, write_indent_folder
+    from twin.process.calender import calender
     from twin.process.indent import indent
 
-    case, electrode = _plate_case(args, "indent")
-    result = indent(electrode, case.protocol, case.materials(),
-                    progress=_plate_progress("indentation"))
+    run, write, label = {"calender": (calender, write_calender_folder, "calendering"),
+                         "indent": (indent, write_indent_folder, "indentation")}[kind]
+    case, electrode = _plate_case(args, kind)
+    result = run(electrode, case.protocol, case.materials(), progress=_plate_progress(label))
     print(file=sys.stderr)
-    summary = write_indent_folder(result, args.out, notes={
+    return write(result, args.out, notes={
         "electrode": str(case.electrode_data or "built-in small example electrode")})
+
+
+def _indent(args):
+    summary = _run_plate(args, "indent")
     print(f"{summary['particles']} particles ({summary['replicas']}×{summary['replicas']} "
           f"replicas), {summary['steps']} steps ({summary['precision']}): max force "
           f"{summary['max_force_mN']:.4g} mN at {summary['max_displacement_um']:.3f} µm, "
@@ -99,15 +106,7 @@ def _indent(args):
 
 
 def _calender(args):
-    from twin.io.calender_folder import write_calender_folder
-    from twin.process.calender import calender
-
-    case, electrode = _plate_case(args, "calender")
-    result = calender(electrode, case.protocol, case.materials(),
-                      progress=_plate_progress("calendering"))
-    print(file=sys.stderr)
-    summary = write_calender_folder(result, args.out, notes={
-        "electrode": str(case.electrode_data or "built-in small example electrode")})
+    summary = _run_plate(args, "calender")
     print(f"{summary['particles']} particles, {summary['steps']} steps ({summary['precision']}): "
           f"max pressure {summary['max_pressure_MPa']:.2f} MPa, thickness after recovery "
           f"{summary['thickness_um']:.3f} µm (recovery {summary['recovery_um']:.3f} µm), "
@@ -128,18 +127,19 @@ def main(argv=None):
     dem.add_argument("--resume", action="store_true",
                      help="continue from the run folder's checkpoint instead of starting anew")
     dem.set_defaults(handler=_dem)
-    calender = commands.add_parser(
-        "calender", help="calender a dried electrode to a target pressure and measure the "
-                         "recovery (case keys in twin/io/calender_folder.py)")
-    calender.add_argument("case", nargs="?", default=None, help="calendering case file (TOML)")
-    calender.add_argument("--out", required=True, help="run folder to write")
-    calender.set_defaults(handler=_calender)
-    indent = commands.add_parser(
-        "indent", help="indent a replicated dried electrode by a fraction of its thickness and "
-                       "release (case keys in twin/io/calender_folder.py)")
-    indent.add_argument("case", nargs="?", default=None, help="indentation case file (TOML)")
-    indent.add_argument("--out", required=True, help="run folder to write")
-    indent.set_defaults(handler=_indent)
+    plate_commands = {
+        "calender": (_calender, "calender a dried electrode to a target pressure and measure "
+                                "the recovery"),
+        "indent": (_indent, "indent a replicated dried electrode by a fraction of its "
+                            "thickness and release")}
+    for name, (handler, description) in plate_commands.items():
+        command = commands.add_parser(
+            name, help=f"{description} (case keys in twin/io/calender_folder.py)")
+        command.add_argument("case", nargs="?", default=None,
+                             help=f"{name} case file (TOML); without it, the built-in small "
+                                  "example electrode")
+        command.add_argument("--out", required=True, help="run folder to write")
+        command.set_defaults(handler=handler)
     from twin.analysis import command as analyze_command
     analyze_command.add_parser(commands)
     args = parser.parse_args(argv)

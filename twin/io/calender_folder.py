@@ -79,6 +79,9 @@ class CalenderCase:
 def load_calender_case(path, kind="calender") -> CalenderCase:
     """Read a calendering (``kind="calender"``) or indentation (``"indent"``) case file."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"case file {path} does not exist (see twin/io/calender_folder.py "
+                                "for its keys)")
     with open(path, "rb") as f:
         document = tomllib.load(f)
     unknown = set(document) - {"electrode", "materials", "protocol"}
