@@ -260,11 +260,13 @@ class PlateRun:
         protocol = self.protocol
         solid_volume = float(np.sum(4.0 / 3.0 * np.pi * self.electrode.radius**3))
         densest_plate_z = self.floor + solid_volume / self.area / 0.95
+        turned = bool(self.records) and bool(self.trace()[3].any())
         while True:
-            if not self.records or not self.trace()[3].any():
+            if not turned:
                 self.loading_snapshot = self.snapshot()    # start of the chunk that turns
             self.advance(control, protocol.chunk_steps)
             _, plate_z, force, rising = self.trace()
+            turned = bool(rising.any())
             pressure = float(force[-1] / self.area * MICRO_PRESSURE_TO_MPA)
             if progress is not None:
                 progress(self.steps, float(plate_z[-1]) - self.floor, pressure,
