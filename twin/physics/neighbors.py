@@ -128,8 +128,8 @@ def allocate_neighbors(position, radius, box: Box, skin: float, *, wall_z=(), wa
         _, rows = _stencil_rows(jnp.asarray(position), box, cells, members, stencils)
         candidate_capacity = int(math.ceil(growth * occupancy[np.asarray(rows)].sum())) + 256
     if wall_capacity is None:
-        gaps = (position[None, :, 2] - wall_z[:, None]) * wall_normal_z[:, None] - radius
-        near = int(np.max(np.sum(gaps < skin, axis=1), initial=0))
+        near_walls = _wall_gaps(position, radius, wall_z, wall_normal_z) < skin
+        near = int(np.max(np.sum(near_walls, axis=1), initial=0))
         wall_capacity = min(int(math.ceil(growth * near)) + 64, len(radius))
     if pair_capacity is None:
         provisional = NeighborSpec(tuple(members), tuple(stencils), cells, candidate_capacity, 1,
@@ -174,11 +174,15 @@ def _stencil_rows(position, box: Box, cells, group_members, group_stencils):
     return jnp.concatenate(particles), jnp.concatenate(flat_cells)
 
 
+def _wall_gaps(position, radius, wall_z, wall_normal_z):
+    """(W, N) gaps (z - z_w)·n - r between each wall and each sphere (negative: overlapping)."""
+    return (position[None, :, 2] - wall_z[:, None]) * wall_normal_z[:, None] - radius[None, :]
+
+
 def _wall_particles(position, radius, wall_z, wall_normal_z, spec: NeighborSpec):
-    """Per wall, the spheres whose gap (z - z_w)·n - r is below the skin; and the overflow flag."""
+    """Per wall, the spheres whose gap is below the skin; and the overflow flag."""
     n = position.shape[0]
-    gap = (position[None, :, 2] - wall_z[:, None]) * wall_normal_z[:, None] - radius[None, :]
-    near = gap < spec.skin
+    near = _wall_gaps(position, radius, wall_z, wall_normal_z) < spec.skin
     listed = [jnp.nonzero(row, size=spec.wall_capacity, fill_value=n)[0] for row in near]
     particles = (jnp.stack(listed).astype(jnp.int32) if listed
                  else jnp.zeros((0, spec.wall_capacity), jnp.int32))

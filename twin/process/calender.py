@@ -258,8 +258,7 @@ class PlateRun:
         carrying ``release_fraction`` of the maximum force. ``loading_snapshot`` keeps the
         start of the chunk in which the plate turned (all steps before it are pure loading)."""
         protocol = self.protocol
-        solid_volume = float(np.sum(4.0 / 3.0 * np.pi * self.electrode.radius**3))
-        densest_plate_z = self.floor + solid_volume / self.area / 0.95
+        densest_plate_z = self.floor + self.electrode.solid_volume / self.area / 0.95
         turned = bool(self.records) and bool(self.trace()[3].any())
         while True:
             if not turned:
@@ -306,8 +305,7 @@ def _result(electrode, protocol, run: PlateRun) -> CalenderResult:
         return float(porosity_particles(position, electrode.radius, phases, lo, hi,
                                         (floor, top_z)).porosity)
 
-    solid_volume = float(np.sum(4.0 / 3.0 * np.pi * electrode.radius**3))
-    between = 1.0 - solid_volume / (area * np.maximum(plate_z - floor, 1e-12))
+    between = 1.0 - electrode.solid_volume / (area * np.maximum(plate_z - floor, 1e-12))
     initial_top = float(np.max(electrode.position[:, 2] + electrode.radius))
     turn = int(np.argmin(plate_z))
     summary = {
