@@ -73,6 +73,7 @@ from pathlib import Path
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
+from jax import Array
 
 from twin.analysis.porosity import sphere_volume_in_slab
 from twin.io.case import Case, WallSpec, prepare
@@ -93,6 +94,27 @@ RECORD_EVERY = 100               # steps between recorded plate forces
 LIFT_CLEARANCE_UM = 0.5          # the lifted plate stops this far above the highest sphere top
 TOP_DRIFT_UM = 0.005             # relaxed: the highest top moves less than this over 2 chunks
 AM_RMS_VELOCITY_UM_US = 0.01     # relaxed: AM skeleton rms velocity below this
+DRAG_RATE_PER_US = 5.0           # viscous drag γ of the hold, lift and settling (1/µs)
+PROFILE_LAYERS = 5               # equal layers of the record's porosity profile
+
+
+class ViscousDrag(eqx.Module):
+    """Per-step control: every sphere's velocity and angular velocity decay as exp(−γ dt), the
+    exact solution over one step of m dv/dt = −γ m v (LIGGGHTS ``fix viscous`` with a drag
+    coefficient proportional to the mass, so γ is a rate in 1/µs). γ = 0 is the free dynamics
+    (one compiled function for both)."""
+
+    decay: Array
+
+    @classmethod
+    def of_rate(cls, rate, dt=DT_US) -> "ViscousDrag":
+        return cls(jnp.asarray(math.exp(-rate * dt)))
+
+    def __call__(self, state):
+        s = state.spheres
+        decay = self.decay.astype(s.velocity.dtype)
+        return eqx.tree_at(lambda st: (st.spheres.velocity, st.spheres.angular_velocity), state,
+                           (s.velocity * decay, s.angular_velocity * decay))
 
 
 class ParticleEscaped(RuntimeError):
@@ -103,8 +125,9 @@ class ParticleEscaped(RuntimeError):
 class DryingProgress:
     """Passed to the ``progress`` callback after each DEM chunk."""
 
-    phase: str                 # "press", "hold", "lift" or "relax"
+    phase: str                 # "press", "hold", "lift", "settle" or "relax"
     cycle: int                 # press cycle, from 1
+    drag_rate: float           # 1/µs, the viscous drag of the chunk (0: free dynamics)
     step: int
     plate_z: float             # µm
     plate_pressure: float      # micro units (1e3 Pa), mean over the chunk
@@ -135,7 +158,9 @@ class DryingRecord:
     porosity_top: float
     porosity_slab: float
     porosity_union: float
+    layer_porosities: list[float]        # exact volumes in PROFILE_LAYERS equal layers, bottom up
     press_speed_um_us: float             # the first press (at most plate_speed)
+    drag_rate_per_us: float              # hold, lift and settling; the final relaxation is free
     inertial_number: float               # at the end of the first press
     peak_pressure: float
     kinetic_energy_peak: float
@@ -253,17 +278,17 @@ class _Press:
         s = self.state.spheres
         return float(np.max(np.asarray(s.position[:, 2]) + np.asarray(s.radius)))
 
-    def chunk(self, phase, cycle, plate_velocity) -> DryingProgress:
+    def chunk(self, phase, cycle, plate_velocity, drag_rate=0.0) -> DryingProgress:
         state = eqx.tree_at(lambda st: st.walls.velocity_z, self.state,
                             self.state.walls.velocity_z.at[1].set(plate_velocity))
         result = simulate(state, self.materials, self.box, self.spec, self.config,
                           self.chunk_steps, RECORD_EVERY, record_particles=False,
-                          chunk_steps=self.chunk_steps)
+                          chunk_steps=self.chunk_steps, control=ViscousDrag.of_rate(drag_rate))
         self.dem_seconds += result.wall_seconds
         self.state, self.spec = result.state, result.spec
         self._check_inside()
         plate_force = np.concatenate([np.asarray(r.wall_force)[:, 1, 2] for r in result.records])
-        report = DryingProgress(phase, cycle, int(self.state.step), self.plate_z,
+        report = DryingProgress(phase, cycle, drag_rate, int(self.state.step), self.plate_z,
                                 float(plate_force.mean()) / self.area, self.top_z(),
                                 _kinetic_energy(self.state.spheres))
         self.trace.append(report)
@@ -292,9 +317,9 @@ def check_inside(z, radius, plate_z, box_top, step) -> None:
 
 
 def dried_electrode(path=None, lateral_um=PAPER_LATERAL_UM, target_porosity=PAPER_DRIED_POROSITY,
-                    am_expansion=1.0, loose_solid_fraction=0.40, plate_speed=5.0,
-                    tolerance=0.005, max_cycles=4, slab_fraction=1.0, chunk_steps=1000,
-                    settle_fraction=0.02, max_settle_chunks=40, progress=None
+                    am_expansion=1.0, loose_solid_fraction=0.55, plate_speed=2.0,
+                    drag_rate=DRAG_RATE_PER_US, tolerance=0.005, max_cycles=4, slab_fraction=1.0,
+                    chunk_steps=1000, settle_fraction=0.02, max_settle_chunks=40, progress=None
                     ) -> tuple[Electrode, DryingRecord]:
     """The dried electrode (positions µm, x y periodic, current collector at z = 0) and a record.
 
@@ -308,6 +333,9 @@ def dried_electrode(path=None, lateral_um=PAPER_LATERAL_UM, target_porosity=PAPE
       am_expansion: AM diameter factor (1: the dried diameters; the +2 % is a calendering option).
       loose_solid_fraction: solid fraction of the affine start, below 1 − target_porosity.
       plate_speed: µm/µs (= m/s) of the plate, down while pressing and up while lifting.
+      drag_rate: γ (1/µs) of the viscous drag F = −γ m v (and the same decay of the spin) during
+        the hold, lift and settling (:class:`ViscousDrag`); 0 leaves those phases undamped. The
+        final relaxation is always undamped.
       tolerance: accepted |porosity − target|; the press target is corrected for the springback
         measured in a cycle whenever the miss exceeds tolerance / 2, up to ``max_cycles`` cycles.
       slab_fraction: keep only the spheres of the lowest fraction of the initial box (a sub-sample
@@ -334,6 +362,8 @@ def dried_electrode(path=None, lateral_um=PAPER_LATERAL_UM, target_porosity=PAPE
         raise ValueError(f"slab_fraction {slab_fraction} must lie in (0, 1]")
     if not plate_speed > 0.0:
         raise ValueError(f"plate_speed {plate_speed} µm/µs must be > 0")
+    if not drag_rate >= 0.0:
+        raise ValueError(f"drag_rate {drag_rate} /µs must be >= 0 (0: no drag)")
     electrode = artistic_electrode(path, am_expansion)
     if slab_fraction < 1.0:
         electrode = _subsample(electrode, slab_fraction)
@@ -351,7 +381,7 @@ def dried_electrode(path=None, lateral_um=PAPER_LATERAL_UM, target_porosity=PAPE
     chunk_time = chunk_steps * DT_US
 
     press_height, press_heights, thicknesses = target_height, [], []
-    steps = {"press": 0, "hold": 0, "lift": 0, "relax": 0}
+    steps = {"press": 0, "hold": 0, "lift": 0, "settle": 0, "relax": 0}
     kinetic_peak, peak_pressure = 0.0, 0.0
     for cycle in range(1, max_cycles + 1):
         press_heights.append(press_height)
@@ -368,29 +398,20 @@ def dried_electrode(path=None, lateral_um=PAPER_LATERAL_UM, target_porosity=PAPE
             inertial_number = _inertial_number(press.state.spheres, speed / press_height,
                                                report.plate_pressure)
         for _ in range(max_settle_chunks):
-            report = press.chunk("hold", cycle, 0.0)
+            report = press.chunk("hold", cycle, 0.0, drag_rate)
             steps["hold"] += chunk_steps
             if report.kinetic_energy < settle_fraction * kinetic_peak:
                 break
         while press.plate_z < press.top_z() + LIFT_CLEARANCE_UM:
-            press.chunk("lift", cycle, plate_speed)
+            press.chunk("lift", cycle, plate_speed, drag_rate)
             steps["lift"] += chunk_steps
-        tops = []
-        for _ in range(max_settle_chunks):
-            report = press.chunk("relax", cycle, 0.0)
-            steps["relax"] += chunk_steps
-            tops.append(report.top_z)
-            drift = max(tops[-3:]) - min(tops[-3:]) if len(tops) >= 3 else np.inf
-            am_rms = _am_rms_velocity(press.state.spheres, electrode.is_am)
-            if (report.kinetic_energy < settle_fraction * kinetic_peak and drift < TOP_DRIFT_UM
-                    and am_rms < AM_RMS_VELOCITY_UM_US):
-                break
-        else:
-            raise RuntimeError(
-                f"the packing did not relax within {max_settle_chunks} chunks of {chunk_steps} "
-                f"steps: kinetic energy {report.kinetic_energy:.3g} (peak {kinetic_peak:.3g}), "
-                f"top drift {drift:.3g} µm, AM rms velocity {am_rms:.3g} µm/µs. Raise "
-                "max_settle_chunks or lower plate_speed")
+        # Settle under the drag, then relax without it: the relaxed criteria must hold for the
+        # free dynamics (a drag alone would only slow a packing that is not in equilibrium).
+        for phase, rate in (("settle", drag_rate), ("relax", 0.0)):
+            report, drift, chunks = _relax(press, phase, cycle, rate,
+                                           settle_fraction * kinetic_peak, max_settle_chunks,
+                                           electrode.is_am)
+            steps[phase] += chunks * chunk_steps
         thickness = report.top_z
         thicknesses.append(thickness)
         porosity = 1.0 - solid_volume / (area * thickness)
@@ -409,8 +430,29 @@ def dried_electrode(path=None, lateral_um=PAPER_LATERAL_UM, target_porosity=PAPE
             f"{tolerance} after {max_cycles} press cycles (press heights {press_heights} µm, "
             f"thickness {thickness:.4g} µm): raise max_cycles or lower plate_speed")
     return _finish(press, electrode, path, target_porosity, solid_volume, start_height,
-                   press_heights, thicknesses, press_speed, inertial_number, peak_pressure,
-                   kinetic_peak, drift, steps, start_time)
+                   press_heights, thicknesses, press_speed, drag_rate, inertial_number,
+                   peak_pressure, kinetic_peak, drift, steps, start_time)
+
+
+def _relax(press: _Press, phase, cycle, drag_rate, kinetic_limit, max_chunks, is_am):
+    """Run chunks with the plate at rest until the packing is relaxed: kinetic energy below
+    ``kinetic_limit``, the highest top moved less than :data:`TOP_DRIFT_UM` over the last two
+    chunks and the AM rms velocity below :data:`AM_RMS_VELOCITY_UM_US`. Return the last report
+    report, the drift over the last two chunks (µm) and the number of chunks run."""
+    tops = []
+    for chunks in range(1, max_chunks + 1):
+        report = press.chunk(phase, cycle, 0.0, drag_rate)
+        tops.append(report.top_z)
+        drift = max(tops[-3:]) - min(tops[-3:]) if len(tops) >= 3 else np.inf
+        am_rms = _am_rms_velocity(press.state.spheres, is_am)
+        if (report.kinetic_energy < kinetic_limit and drift < TOP_DRIFT_UM
+                and am_rms < AM_RMS_VELOCITY_UM_US):
+            return report, drift, chunks
+    raise RuntimeError(
+        f"the packing did not relax ({phase}, drag rate {drag_rate} /µs) within {max_chunks} "
+        f"chunks of {press.chunk_steps} steps: kinetic energy {report.kinetic_energy:.3g} "
+        f"(limit {kinetic_limit:.3g}), top drift {drift:.3g} µm, AM rms velocity {am_rms:.3g} "
+        "µm/µs. Raise max_settle_chunks or drag_rate, or lower plate_speed")
 
 
 def _am_rms_velocity(spheres, is_am) -> float:
@@ -429,8 +471,8 @@ def _inertial_number(spheres, strain_rate, pressure) -> float:
 
 
 def _finish(press: _Press, electrode, path, target_porosity, solid_volume, start_height,
-            press_heights, thicknesses, speed, inertial_number, peak_pressure, kinetic_peak,
-            drift, steps, start_time):
+            press_heights, thicknesses, speed, drag_rate, inertial_number, peak_pressure,
+            kinetic_peak, drift, steps, start_time):
     s = press.state.spheres
     thickness = thicknesses[-1]
     position, radius = np.asarray(s.position), np.asarray(s.radius)
@@ -438,6 +480,10 @@ def _finish(press: _Press, electrode, path, target_porosity, solid_volume, start
     hi = np.array([electrode.box.hi[0], electrode.box.hi[1], thickness])
     area = press.area
     in_slab = float(np.sum(sphere_volume_in_slab(position[:, 2], radius, 0.0, thickness)))
+    edges = np.linspace(0.0, thickness, PROFILE_LAYERS + 1)
+    layer_porosities = [
+        1.0 - float(np.sum(sphere_volume_in_slab(position[:, 2], radius, a, b))) / (area * (b - a))
+        for a, b in zip(edges[:-1], edges[1:])]
     lens = _union_overlap_volume(position, radius, np.asarray(press.state.neighbors.pairs),
                                  hi - lo)
     dried = Electrode(electrode.ids, electrode.am_class, electrode.radius, electrode.density,
@@ -450,7 +496,8 @@ def _finish(press: _Press, electrode, path, target_porosity, solid_volume, start
         porosity_top=1.0 - solid_volume / (area * thickness),
         porosity_slab=1.0 - in_slab / (area * thickness),
         porosity_union=1.0 - (in_slab - lens) / (area * thickness),
-        press_speed_um_us=speed, inertial_number=inertial_number, peak_pressure=peak_pressure,
+        layer_porosities=layer_porosities, press_speed_um_us=speed, drag_rate_per_us=drag_rate,
+        inertial_number=inertial_number, peak_pressure=peak_pressure,
         kinetic_energy_peak=kinetic_peak, kinetic_energy_final=_kinetic_energy(s),
         am_rms_velocity_final=_am_rms_velocity(s, electrode.is_am), top_drift_um=float(drift),
         steps=steps,
