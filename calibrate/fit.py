@@ -1,0 +1,372 @@
+"""The optimisation loop: Adam (clipped, scheduled) or L-BFGS (zoom line search), via optax.
+
+One iteration = one jit-compiled step ``(theta, state) -> (theta', state', loss(theta), |∇loss|,
+evaluations)``, driven by a Python loop that records the history, prints progress and writes a
+checkpoint after every iteration. ``theta`` is the unconstrained vector of the free parameters
+(:class:`calibrate.parameters.ParameterSet`).
+
+* Adam: ``optax.chain(optax.clip_by_global_norm(clip), optax.adam(schedule))``, the learning rate
+  constant, cosine-decayed or exponentially decayed to ``decay`` × itself over ``iterations``.
+  One loss-and-gradient evaluation per iteration.
+* L-BFGS: ``optax.lbfgs(memory_size)`` with its zoom line search (Wolfe conditions); learning
+  rate, schedule and clip are not used (the line search sets the step). Evaluations per iteration
+  = line-search steps (plus one for the very first gradient).
+
+Checkpoint: ``checkpoint.npz`` in the output folder, one atomic file holding the iteration, the
+flattened leaves of (theta, optimiser state), the history and the settings it was made with;
+``resume=True`` restores it and continues exactly where it stopped (same arithmetic: an
+interrupted fit resumed equals an uninterrupted one). ``history.json`` and ``history.csv`` are
+rewritten every iteration.
+
+A loss or gradient that turns NaN/inf stops the fit with :class:`NonFiniteLoss`, which carries
+the iteration and the last parameters with a finite loss.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from calibrate.loss import Objective
+
+OPTIMIZERS = ("adam", "lbfgs")
+SCHEDULES = ("constant", "cosine", "exponential")
+CHECKPOINT = "checkpoint.npz"
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """The ``[optimizer]`` table.
+
+    Attributes:
+        name: ``"adam"`` or ``"lbfgs"``.
+        learning_rate: Adam's initial step in the unconstrained coordinates.
+        iterations: iteration budget (gradient steps).
+        clip: global gradient-norm clip for Adam (0 = none).
+        schedule: ``"constant"``, ``"cosine"`` or ``"exponential"`` (Adam).
+        decay: final learning rate as a fraction of the initial one (cosine, exponential).
+        tolerance: stop when the gradient norm (unconstrained coordinates, dimensionless loss)
+            falls below it (0 = run the whole budget).
+        memory_size: L-BFGS history length.
+        starts: number of starts (1: the configured start; more: :mod:`calibrate.multistart`).
+        seed: seed of the sampled starts.
+        vmap: run Adam's starts together with ``jax.vmap`` (needs a vmappable simulator).
+    """
+
+    name: str = "adam"
+    learning_rate: float = 0.05
+    iterations: int = 50
+    clip: float = 1.0
+    schedule: str = "cosine"
+    decay: float = 0.01
+    tolerance: float = 1e-10
+    memory_size: int = 10
+    starts: int = 1
+    seed: int = 0
+    vmap: bool = True
+
+    def __post_init__(self):
+        if self.name not in OPTIMIZERS:
+            raise ValueError(f"[optimizer] name {self.name!r}: choose one of {OPTIMIZERS}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"[optimizer] schedule {self.schedule!r}: choose one of {SCHEDULES}")
+        checks = [("learning_rate", self.learning_rate > 0), ("iterations", self.iterations >= 1),
+                  ("clip", self.clip >= 0), ("decay", 0 < self.decay <= 1),
+                  ("tolerance", self.tolerance >= 0), ("memory_size", self.memory_size >= 1),
+                  ("starts", self.starts >= 1)]
+        for key, ok in checks:
+            if not ok:
+                raise ValueError(f"[optimizer] {key} = {getattr(self, key)!r} is out of range")
+
+
+def optimizer_settings(table: dict) -> OptimizerSettings:
+    """:class:`OptimizerSettings` from a config table; ValueError naming unknown keys."""
+    defaults = {f.name: f.default for f in fields(OptimizerSettings)}
+    unknown = sorted(set(table) - set(defaults))
+    if unknown:
+        raise ValueError(f"[optimizer]: unknown keys {unknown}; allowed keys are "
+                         f"{sorted(defaults)}")
+    values = {}
+    for key, value in table.items():
+        kind = type(defaults[key])
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind is float and number:
+            value = float(value)
+        elif not (type(value) is kind or (kind is int and number and float(value).is_integer())):
+            raise ValueError(f"[optimizer] {key} = {value!r} must be of type {kind.__name__}")
+        values[key] = kind(value)
+    return OptimizerSettings(**values)
+
+
+def make_optimizer(settings: OptimizerSettings) -> optax.GradientTransformation:
+    if settings.name == "lbfgs":
+        return optax.lbfgs(memory_size=settings.memory_size)
+    lr, n = settings.learning_rate, settings.iterations
+    if settings.schedule == "cosine":
+        schedule = optax.cosine_decay_schedule(lr, n, alpha=settings.decay)
+    elif settings.schedule == "exponential":
+        schedule = optax.exponential_decay(lr, n, settings.decay)
+    else:
+        schedule = optax.constant_schedule(lr)
+    adam = optax.adam(schedule)
+    return optax.chain(optax.clip_by_global_norm(settings.clip), adam) if settings.clip else adam
+
+
+def initial_state(optimizer, step, theta, traceable=True):
+    """``optimizer.init(theta)`` cast to the dtypes that ``step`` returns, so that the jitted
+    step compiles once (optax's init leaves some weakly typed scalars; an eager step, for an
+    untraceable simulator, takes it as it is)."""
+    state = optimizer.init(theta)
+    if not traceable:
+        return state
+    returned = jax.eval_shape(step, theta, state)[1]
+    return jax.tree.map(lambda leaf, shape: jnp.asarray(leaf, dtype=shape.dtype), state, returned)
+
+
+def step_key(settings: OptimizerSettings) -> tuple:
+    """The settings an optimiser step depends on."""
+    if settings.name == "lbfgs":
+        return ("lbfgs", settings.memory_size)
+    return ("adam", settings.learning_rate, settings.iterations, settings.clip, settings.schedule,
+            settings.decay)
+
+
+def compiled_step(objective: Objective, settings: OptimizerSettings):
+    """(optimizer, jitted step), cached per problem and the settings the step depends on, so
+    that repeated fits of one problem compile once."""
+    key = step_key(settings)
+    if settings.name == "lbfgs" and not objective.traceable:
+        raise ValueError("L-BFGS's line search traces the loss inside a loop, which this "
+                         "simulator (traceable = False) does not allow: use name = \"adam\"")
+    if key not in objective.compiled_steps:
+        optimizer = make_optimizer(settings)
+        objective.compiled_steps[key] = (
+            optimizer, objective.jit(make_step(objective.loss, optimizer, settings.name)))
+    return objective.compiled_steps[key]
+
+
+def make_step(loss, optimizer, name: str):
+    """Pure ``step(theta, state) -> (theta', state', loss(theta), |grad|, evaluations, accepted)``.
+
+    ``accepted`` is False when L-BFGS's line search found no step meeting the Wolfe conditions
+    (after convergence to rounding level, its memory would then fill with noise).
+    """
+    if name == "lbfgs":
+        value_and_grad = optax.value_and_grad_from_state(loss)
+
+        def step(theta, state):
+            value, grad = value_and_grad(theta, state=state)
+            updates, state = optimizer.update(grad, state, theta, value=value, grad=grad,
+                                              value_fn=loss)
+            info = optax.tree_utils.tree_get(state, "info")
+            accepted = (info.decrease_error <= 0) & (info.curvature_error <= 0)
+            return (optax.apply_updates(theta, updates), state, value, jnp.linalg.norm(grad),
+                    info.num_linesearch_steps, accepted)
+    else:
+        value_and_grad = jax.value_and_grad(loss)
+
+        def step(theta, state):
+            value, grad = value_and_grad(theta)
+            updates, state = optimizer.update(grad, state, theta)
+            return (optax.apply_updates(theta, updates), state, value, jnp.linalg.norm(grad),
+                    jnp.ones((), jnp.int32), jnp.array(True))
+    return step
+
+
+class NonFiniteLoss(ValueError):
+    """The loss or its gradient became NaN/inf; carries the last parameters with a finite loss."""
+
+    def __init__(self, iteration: int, value: float, last_good: dict | None):
+        self.iteration, self.value, self.last_good = iteration, value, last_good
+        if last_good is None:
+            where = "at the start parameters: check the start values and the simulation"
+        else:
+            values = ", ".join(f"{k}={v:.6g}" for k, v in last_good["values"].items())
+            where = (f"last finite loss {last_good['loss']:.6g} at iteration "
+                     f"{last_good['iteration']} with {values}; lower the learning rate or narrow "
+                     "the bounds")
+        super().__init__(f"the loss became {value} at iteration {iteration}: {where}")
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`: final theta, physical values, loss, history and evaluation count."""
+
+    theta: np.ndarray
+    values: dict
+    loss: float
+    history: list
+    iterations: int
+    evaluations: int
+    stopped: str
+
+
+def history_row(parameters, iteration, theta, value, grad_norm, evaluations, seconds) -> dict:
+    row = {"iteration": iteration, "loss": float(value), "grad_norm": float(grad_norm),
+           "evaluations": int(evaluations), "seconds": float(seconds)}
+    row.update(free_values(parameters, theta))
+    row["theta"] = [float(t) for t in np.asarray(theta)]
+    return row
+
+
+def free_values(parameters, theta) -> dict:
+    x = np.asarray(parameters.free_vector(theta))
+    return {name: float(v) for name, v in zip(parameters.free_names, x)}
+
+
+# --- checkpoint and history files -------------------------------------------------------------
+
+def save_checkpoint(folder, iteration: int, carry, history: list, meta: dict, stopped=None):
+    """Write ``checkpoint.npz`` atomically: iteration, leaves of ``carry``, history, settings and
+    why the run stopped early (None while it runs)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    leaves = {f"leaf_{k}": np.asarray(leaf) for k, leaf in enumerate(jax.tree.leaves(carry))}
+    text = json.dumps({"iteration": iteration, "meta": meta, "history": history,
+                       "stopped": stopped})
+    temporary = folder / (CHECKPOINT + ".tmp.npz")
+    np.savez(temporary, json=np.array(text), **leaves)
+    os.replace(temporary, folder / CHECKPOINT)
+
+
+def load_checkpoint(folder, template, meta: dict):
+    """(iteration, carry, history, stopped) from ``folder``; ``template`` gives the pytree
+    structure and dtypes. ValueError if the checkpoint is missing or was made with other
+    settings."""
+    path = Path(folder) / CHECKPOINT
+    if not path.is_file():
+        raise ValueError(f"no checkpoint {path} to resume from: run without --resume")
+    with np.load(path) as data:
+        saved = json.loads(str(data["json"]))
+        leaves = [data[f"leaf_{k}"] for k in range(len(data.files) - 1)]
+    differing = sorted(k for k in set(meta) | set(saved["meta"])
+                       if k != "iterations" and meta.get(k) != saved["meta"].get(k))
+    if differing:
+        raise ValueError(f"checkpoint {path} was made with other settings ({', '.join(differing)}"
+                         "): resume with the same config, or start anew without --resume")
+    template_leaves, treedef = jax.tree.flatten(template)
+    if len(leaves) != len(template_leaves) or any(
+            a.shape != np.shape(b) for a, b in zip(leaves, template_leaves)):
+        raise ValueError(f"checkpoint {path} does not match this problem's optimiser state")
+    restored = [jnp.asarray(a, dtype=jnp.asarray(b).dtype) for a, b in zip(leaves, template_leaves)]
+    return (saved["iteration"], jax.tree.unflatten(treedef, restored), saved["history"],
+            saved["stopped"])
+
+
+def write_history(folder, history: list):
+    """``history.json`` and ``history.csv`` (the theta column only in the JSON)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "history.json").write_text(json.dumps(history, indent=1))
+    if not history:
+        return
+    columns = [k for k in history[0] if k != "theta"]
+    with (folder / "history.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def problem_meta(objective: Objective, settings: OptimizerSettings, extra=None) -> dict:
+    """What a checkpoint must agree on to be resumed (``iterations`` may grow)."""
+    meta = {"optimizer": asdict(settings),
+            "parameters": [asdict(p) for p in objective.parameters.parameters],
+            "targets": [[t.curve, len(t.x), t.weight] for t in objective.targets]}
+    meta["optimizer"].pop("iterations")
+    meta.update(extra or {})
+    return json.loads(json.dumps(meta))
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+def fit(objective: Objective, settings: OptimizerSettings, out=None, resume: bool = False,
+        progress=None, theta0=None) -> FitResult:
+    """Minimise ``objective.loss`` from ``theta0`` (default: the configured starts).
+
+    Args:
+        objective: the calibration problem.
+        settings: optimiser and budget.
+        out: folder for ``checkpoint.npz``, ``history.json``/``.csv`` (None: nothing written).
+        resume: continue from ``out``'s checkpoint.
+        progress: called with each history row (e.g. :func:`progress_printer`).
+        theta0: unconstrained start vector.
+
+    Returns:
+        :class:`FitResult` at the last iterate (its loss evaluated once more).
+
+    Raises:
+        NonFiniteLoss: the loss or gradient became NaN/inf.
+    """
+    parameters = objective.parameters
+    optimizer, step = compiled_step(objective, settings)
+    theta = parameters.start_theta() if theta0 is None else jnp.asarray(theta0, dtype=float)
+    state = initial_state(optimizer, step, theta, objective.traceable)
+    meta = problem_meta(objective, settings, {"theta0": [float(t) for t in np.asarray(theta)]})
+    first, history, stopped = 0, [], None
+    if resume:
+        first, (theta, state), history, stopped = load_checkpoint(out, (theta, state), meta)
+    evaluations = history[-1]["evaluations"] if history else 0
+    seconds = history[-1]["seconds"] if history else 0.0
+    for iteration in range(first, settings.iterations if stopped is None else first):
+        start = time.perf_counter()
+        new_theta, new_state, value, grad_norm, used, accepted = step(theta, state)
+        value, grad_norm = float(value), float(grad_norm)
+        if not (math.isfinite(value) and math.isfinite(grad_norm)):
+            raise NonFiniteLoss(iteration, value if not math.isfinite(value) else grad_norm,
+                                _last_good(history, parameters))
+        evaluations += int(used) + (1 if iteration == 0 and settings.name == "lbfgs" else 0)
+        seconds += time.perf_counter() - start
+        row = history_row(parameters, iteration, theta, value, grad_norm, evaluations, seconds)
+        history.append(row)
+        if grad_norm < settings.tolerance:
+            stopped = f"gradient norm below the tolerance {settings.tolerance:g}"
+        elif not bool(accepted):
+            stopped = "the line search found no acceptable step (converged to rounding level)"
+        else:
+            theta, state = new_theta, new_state
+        if out is not None:
+            save_checkpoint(out, iteration + 1, (theta, state), history, meta, stopped)
+            write_history(out, history)
+        if progress is not None:
+            progress(row)
+        if stopped is not None:
+            break
+    value = float(objective.loss_jit(theta))
+    if not math.isfinite(value):
+        raise NonFiniteLoss(len(history), value, _last_good(history, parameters))
+    return FitResult(np.asarray(theta), free_values(parameters, theta), value, history,
+                     len(history), evaluations + 1, stopped or "iteration budget")
+
+
+def _last_good(history, parameters):
+    if not history:
+        return None
+    row = history[-1]
+    return {"iteration": row["iteration"], "loss": row["loss"], "theta": row["theta"],
+            "values": {name: row[name] for name in parameters.free_names}}
+
+
+def progress_printer(parameters, print_line=functools.partial(print, flush=True)):
+    """A ``progress(row)`` that prints ``iter, loss, |grad|, parameters with units``."""
+    units = {p.name: p.unit for p in parameters.free}
+
+    def progress(row):
+        values = "  ".join(f"{name}={row[name]:.6g}{(' ' + units[name]) if units[name] else ''}"
+                           for name in units)
+        extra = f"  failed {row['n_failed']}" if row.get("n_failed") else ""
+        start = f"start {row['start']:3d}  " if "start" in row else ""
+        print_line(f"{start}iter {row['iteration']:4d}  loss {row['loss']:.6e}  |grad| "
+                   f"{row['grad_norm']:.3e}  {values}{extra}")
+
+    return progress

@@ -1,0 +1,115 @@
+"""Weighted least squares between target curves and simulated curves.
+
+A simulator returns each curve on its own x points (static numpy, strictly monotone) with y
+differentiable. The simulated curve is interpolated linearly onto the target's x (``jnp.interp``,
+differentiable in y), so the number of residuals is fixed by the targets and does not depend on
+the parameters. A target x outside the simulated x range is an error (no silent extrapolation).
+
+For target c with n_c points, weight w_c and scale s_c (default: RMS of the target y), the
+residuals are
+
+    r_ci = sqrt(w_c / n_c) (y_sim(x_ci) - y_ci) / s_c,     loss = Σ_ci r_ci²,
+
+so each curve contributes its weighted mean squared relative misfit, whatever its unit and its
+number of points. ``residuals`` feeds Gauss–Newton (:mod:`calibrate.identifiability`), ``loss``
+the optimisers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from calibrate.parameters import ParameterSet, TypeTable, materials_from_parameters
+from calibrate.targets import Target
+
+RANGE_TOLERANCE = 1e-9       # of the simulated x span: digitised ends may overshoot by rounding
+
+
+def interpolate_onto(curve: str, x_sim, y_sim, x_target) -> jnp.ndarray:
+    """Simulated (x_sim, y_sim) linearly interpolated at ``x_target`` (x_sim static numpy)."""
+    x_sim = np.asarray(x_sim, dtype=float)
+    y_sim = jnp.asarray(y_sim)
+    if x_sim.ndim != 1 or y_sim.shape != x_sim.shape:
+        raise ValueError(f"simulated curve {curve!r}: x has shape {x_sim.shape}, y {y_sim.shape}; "
+                         "they must be 1-D of equal length")
+    steps = np.diff(x_sim)
+    if (steps < 0).all():
+        x_sim, y_sim = x_sim[::-1], y_sim[::-1]
+    elif not (steps > 0).all():
+        raise ValueError(f"simulated curve {curve!r}: x must be strictly monotone; return "
+                         "branches such as loading and unloading as separate curves")
+    span = x_sim[-1] - x_sim[0]
+    lo, hi = float(np.min(x_target)), float(np.max(x_target))
+    if lo < x_sim[0] - RANGE_TOLERANCE * span or hi > x_sim[-1] + RANGE_TOLERANCE * span:
+        raise ValueError(f"target {curve!r} spans x in [{lo:g}, {hi:g}] but the simulation only "
+                         f"[{x_sim[0]:g}, {x_sim[-1]:g}]: extend the simulated range or drop the "
+                         "target points outside it")
+    return jnp.interp(jnp.asarray(x_target), x_sim, y_sim)
+
+
+class Objective:
+    """``residuals(theta)`` and ``loss(theta)`` of a calibration problem.
+
+    Args:
+        parameters: the parameter set; ``theta`` is its unconstrained free vector.
+        simulator: ``simulate(materials) -> {curve: (x numpy, y jax)}``.
+        targets: target curves, each naming a simulated curve.
+        base: per-type material values that the parameters replace.
+        mixing: pair mixing rule passed to ``Materials.from_types``.
+
+    ``jit`` is ``jax.jit``, or the identity for a simulator marked ``traceable = False``
+    (:mod:`calibrate.simulators`).
+    """
+
+    def __init__(self, parameters: ParameterSet, simulator: Callable, targets: Sequence[Target],
+                 base: TypeTable, mixing: str = "artistic"):
+        if not targets:
+            raise ValueError("no targets: give at least one [[targets]] curve")
+        self.parameters = parameters
+        self.simulator = simulator
+        self.targets = tuple(targets)
+        self.base = base
+        self.mixing = mixing
+        self.traceable = getattr(simulator, "traceable", True)
+        self.jit = jax.jit if self.traceable else (lambda function: function)
+        self.loss_jit = self.jit(self.loss)
+        self.compiled_steps = {}        # optimiser steps by settings (calibrate.fit)
+
+    def materials(self, values: dict):
+        return materials_from_parameters(self.base, values, self.mixing)
+
+    def simulate(self, values: dict) -> dict:
+        """The simulator's curves at physical parameter ``values``."""
+        curves = self.simulator(self.materials(values))
+        missing = sorted({t.curve for t in self.targets} - set(curves))
+        if missing:
+            raise ValueError(f"the simulator produces curves {sorted(curves)}, not "
+                             f"{missing}: fix the target 'curve' names")
+        return curves
+
+    def residuals_from_values(self, values: dict) -> jnp.ndarray:
+        curves = self.simulate(values)
+        parts = []
+        for target in self.targets:
+            x_sim, y_sim = curves[target.curve]
+            y_fit = interpolate_onto(target.curve, x_sim, y_sim, target.x)
+            factor = np.sqrt(target.weight / len(target.x)) / target.y_scale
+            parts.append(factor * (y_fit - target.y))
+        return jnp.concatenate(parts)
+
+    def residuals(self, theta) -> jnp.ndarray:
+        """Normalised weighted residuals at unconstrained ``theta`` (see module docstring)."""
+        return self.residuals_from_values(self.parameters.values(theta))
+
+    def loss(self, theta) -> jnp.ndarray:
+        r = self.residuals(theta)
+        return jnp.sum(r * r)
+
+    def fitted_curves(self, theta) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Simulated curves at ``theta`` as numpy, for reports and plots."""
+        curves = self.simulate(self.parameters.values(theta))
+        return {name: (np.asarray(x), np.asarray(y)) for name, (x, y) in curves.items()}

@@ -1,0 +1,117 @@
+"""Simulators a calibration can fit, by kind.
+
+A simulator is any callable ``simulate(materials) -> {curve: (x, y)}``: ``materials`` a
+:class:`twin.physics.materials.Materials` (micro units), ``x`` a static 1-D numpy array, strictly
+monotone, ``y`` a JAX array of the same length, differentiable with respect to the materials. A
+*factory* builds a simulator from the ``[simulation]`` table of a config::
+
+    @register("my_kind")
+    def my_factory(settings: dict, config_dir: pathlib.Path) -> Simulator: ...
+
+``settings`` is the table without ``kind``; ``config_dir`` is the folder of the config file (to
+resolve relative paths such as a case file). :func:`make_simulator` looks the kind up.
+
+A simulator that ``jax.jit``/``jax.vmap`` cannot trace, e.g. one with a Python ``if`` on a value
+that depends on the parameters (a neighbour-list overflow flag that triggers a re-allocation),
+sets the attribute ``simulate.traceable = False``. The fit then takes eager Adam steps, runs
+multi-starts one after another, and refuses L-BFGS (its line search traces the loss). Such code
+must still go through an eager ``jax.grad``: ``bool`` of a comparison may drive a branch, but
+``float()`` or ``np.asarray`` of a parameter-dependent value may not.
+
+Built in: ``"hertz_sphere_on_plate"`` (:func:`hertz_sphere_on_plate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from twin.physics.cohesion import COHESION_MODELS, wall_contact_area
+from twin.physics.hertz import hertz_normal_force
+from twin.physics.materials import Materials, pair_table
+
+Curves = dict[str, tuple[np.ndarray, jnp.ndarray]]
+Simulator = Callable[[Materials], Curves]
+
+MICRO_NEWTON_PER_MICRO_FORCE = 1e-3     # micro force unit pg·µm/µs² = 1 nN
+
+SIMULATORS: dict[str, Callable[[dict, Path], Simulator]] = {}
+
+
+def register(kind: str):
+    """Decorator registering ``factory(settings, config_dir) -> simulator`` under ``kind``."""
+    def decorate(factory):
+        SIMULATORS[kind] = factory
+        return factory
+    return decorate
+
+
+def make_simulator(table: dict, config_dir=".") -> Simulator:
+    """The simulator of a ``[simulation]`` table (``kind`` plus the factory's settings)."""
+    table = dict(table)
+    kind = table.pop("kind", None)
+    if kind not in SIMULATORS:
+        raise ValueError(f"unknown simulation kind {kind!r}: registered kinds are "
+                         f"{sorted(SIMULATORS)}")
+    return SIMULATORS[kind](table, Path(config_dir))
+
+
+def check_settings(kind: str, settings: dict, defaults: dict) -> dict:
+    """``defaults`` updated with ``settings``; ValueError naming any unknown key."""
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        raise ValueError(f"[simulation] kind {kind!r}: unknown keys {unknown}; allowed keys are "
+                         f"{sorted(defaults)}")
+    return {**defaults, **settings}
+
+
+HERTZ_DEFAULTS = {"sphere": "AM", "wall": "steel", "radius_um": 5.0, "max_overlap_um": 0.05,
+                  "points": 40, "cohesion": "sjkr2", "curve": "load_displacement"}
+
+
+@register("hertz_sphere_on_plate")
+def hertz_sphere_on_plate(settings: dict, config_dir: Path | None = None) -> Simulator:
+    """Quasi-static load–displacement of one sphere pressed on a flat wall.
+
+    F(δ) = 4/3 E* sqrt(R δ) δ − CED_sw · A(δ),   A = 2π R δ (``sjkr2``) or π(2Rδ − δ²) (``sjkr``),
+
+    with E* and CED_sw the sphere–wall pair values of the materials
+    (:func:`twin.physics.materials.pair_table`, :func:`twin.physics.hertz.hertz_normal_force` at
+    zero normal speed, :func:`twin.physics.cohesion.wall_contact_area`). At zero speed the
+    damping, hence the restitution, drops out, and there is no tangential load, hence no friction:
+    the curve constrains E* and CED only, a test case for the identifiability analysis.
+
+    Settings: ``sphere``/``wall`` (type names), ``radius_um``, ``max_overlap_um``, ``points``
+    (overlaps evenly spaced in (0, max]), ``cohesion`` (``"none"``, ``"sjkr"``, ``"sjkr2"``),
+    ``curve`` (name). Curve: x = overlap δ (µm), y = normal force (µN, compressive > 0).
+    """
+    s = check_settings("hertz_sphere_on_plate", settings, HERTZ_DEFAULTS)
+    if s["cohesion"] not in COHESION_MODELS:
+        raise ValueError(f"[simulation] cohesion {s['cohesion']!r}: choose one of "
+                         f"{COHESION_MODELS}")
+    radius, max_overlap, points = float(s["radius_um"]), float(s["max_overlap_um"]), s["points"]
+    if not (radius > 0 and 0 < max_overlap < radius and int(points) >= 2):
+        raise ValueError(f"[simulation] needs radius_um > 0, 0 < max_overlap_um < radius_um and "
+                         f"points >= 2; got {radius}, {max_overlap}, {points}")
+    overlap = np.linspace(0.0, max_overlap, int(points) + 1)[1:]
+
+    def simulate(materials: Materials) -> Curves:
+        for name in (s["sphere"], s["wall"]):
+            if name not in materials.names:
+                raise ValueError(f"[simulation] type {name!r} is not among the materials "
+                                 f"{materials.names}")
+        i, j = materials.names.index(s["sphere"]), materials.names.index(s["wall"])
+        pairs = pair_table(materials)
+        delta = jnp.asarray(overlap)
+        # zero normal speed: the mass (here 1) and the damping do not enter
+        elastic, _ = hertz_normal_force(delta, 0.0, radius, 1.0, pairs.e_star[i, j],
+                                        pairs.beta[i, j])
+        cohesive = pairs.cohesion_energy_density[i, j] * wall_contact_area(s["cohesion"], delta,
+                                                                            radius)
+        force = (elastic - cohesive) * MICRO_NEWTON_PER_MICRO_FORCE
+        return {s["curve"]: (overlap, force)}
+
+    return simulate

@@ -1,0 +1,239 @@
+"""calibrate fits on the Hertz sphere-on-plate twin: recovery, identifiability, resume, NaN stop,
+multi-start with vmap, and the sharded path on two forced host devices (float64)."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from calibrate.fit import NonFiniteLoss, OptimizerSettings, fit
+from calibrate.identifiability import identifiability
+from calibrate.loss import Objective
+from calibrate.multistart import multistart
+from calibrate.parameters import parameter_set, table2
+from calibrate.simulators import make_simulator
+from calibrate.targets import make_target
+from twin.units import gpa_to_micro
+
+ROOT = Path(__file__).resolve().parents[1]
+TRUE = {"AM.E_GPa": 200.0, "AM.ced_J_m3": 6e8, "AM.restitution": 0.15, "AM.friction": 0.001}
+BOUNDS = {"AM.E_GPa": (20.0, 2000.0), "AM.ced_J_m3": (1e7, 1e10), "AM.restitution": (0.01, 0.99),
+          "AM.friction": (0.0, 1.0)}
+HERTZ = {"kind": "hertz_sphere_on_plate", "sphere": "AM", "wall": "steel", "radius_um": 5.0,
+         "max_overlap_um": 0.05, "points": 40, "cohesion": "sjkr2"}
+
+
+def hertz_targets(simulator):
+    """Synthetic targets: every second point of the curve simulated with Table 2 values."""
+    x, y = simulator(table2().materials("artistic"))["load_displacement"]
+    return [make_target("load_displacement", x[1::2], np.asarray(y)[1::2])]
+
+
+def objective(names, factor, simulator=None):
+    """Problem with ``names`` free, each starting at ``factor`` × its true value."""
+    simulator = simulator or make_simulator(HERTZ)
+    entries = [dict(name=n, start=TRUE[n] * factor, lower=BOUNDS[n][0], upper=BOUNDS[n][1])
+               for n in names]
+    return Objective(parameter_set(entries), simulator, hertz_targets(make_simulator(HERTZ)),
+                     table2(), "artistic")
+
+
+ADAM = OptimizerSettings(name="adam", learning_rate=0.1, iterations=150, schedule="cosine",
+                         clip=1.0, starts=4, seed=1)
+
+
+@pytest.fixture(scope="module")
+def two_free():
+    """E and restitution of AM free (CED at its true value), start 1.5 × the truth."""
+    return objective(["AM.E_GPa", "AM.restitution"], 1.5)
+
+
+@pytest.fixture(scope="module")
+def adam_starts(two_free):
+    return multistart(two_free, ADAM)
+
+
+@pytest.fixture(scope="module")
+def four_free():
+    """E, CED, restitution and friction of AM free; configured start 1.5 × the truth."""
+    return objective(list(TRUE), 1.5)
+
+
+@pytest.mark.parametrize("factor", [1.5, 0.5])
+def test_twin_experiment_lbfgs_recovers_e_and_ced_within_1_percent(four_free, factor):
+    problem = four_free
+    start = problem.parameters.theta_from_values({n: v * factor for n, v in TRUE.items()})
+    result = fit(problem, OptimizerSettings(name="lbfgs", iterations=50), theta0=start)
+    assert result.iterations <= 50
+    for name in ("AM.E_GPa", "AM.ced_J_m3"):
+        assert result.values[name] == pytest.approx(TRUE[name], rel=0.01)
+    # restitution and friction do not enter the quasi-static normal force: never moved
+    for name in ("AM.restitution", "AM.friction"):
+        assert result.values[name] == pytest.approx(TRUE[name] * factor, rel=1e-12)
+    analysis = identifiability(problem, result.theta)
+    assert sorted(analysis.unconstrained_names) == ["AM.friction", "AM.restitution"]
+    flagged = {max(d["direction"], key=lambda n: abs(d["direction"][n]))
+               for d in analysis.unconstrained}
+    assert flagged == {"AM.friction", "AM.restitution"}
+    assert np.all(np.isfinite(analysis.relative_std[:2])) and analysis.at_optimum
+    assert not identifiability(problem, start).at_optimum
+
+
+def test_adam_recovers_e_alone(two_free):
+    """Adam's steps are ~learning rate in size whatever the gradient, so it needs a decaying
+    schedule and more iterations than L-BFGS; E alone (CED at its true value) converges."""
+    result = fit(two_free, ADAM)
+    assert result.values["AM.E_GPa"] == pytest.approx(200.0, rel=1e-3)
+
+
+def test_identifiability_finds_the_modulus_combination_and_widens_with_noise():
+    """Both moduli free: the curve sees E* only, so one combination of ln E_AM and ln E_steel
+    is unconstrained; with 1 % noise the CED interval is finite and contains the truth."""
+    simulator = make_simulator(HERTZ)
+    x, y = simulator(table2().materials("artistic"))["load_displacement"]
+    noisy = np.asarray(y) * (1 + 0.01 * np.random.default_rng(0).standard_normal(len(x)))
+    entries = [dict(name="AM.E_GPa", start=200.0, lower=20.0, upper=2000.0),
+               dict(name="steel.E_GPa", start=200.0, lower=20.0, upper=2000.0),
+               dict(name="AM.ced_J_m3", start=6e8, lower=1e7, upper=1e10)]
+    problem = Objective(parameter_set(entries), simulator,
+                        [make_target("load_displacement", x, noisy)], table2(), "artistic")
+    analysis = identifiability(problem, problem.parameters.start_theta())
+    assert len(analysis.unconstrained) == 1
+    direction = analysis.unconstrained[0]["direction"]
+    # E* = 1 / ((1 - ν²)/E_AM + (1 - ν²)/E_steel) with equal ν, E: d ln E* equal in both
+    assert abs(direction["AM.E_GPa"]) == pytest.approx(np.sqrt(0.5), rel=1e-6)
+    assert direction["steel.E_GPa"] == pytest.approx(-direction["AM.E_GPa"], rel=1e-6)
+    assert analysis.unconstrained_names == ["AM.E_GPa", "steel.E_GPa"]
+    ced = analysis.names.index("AM.ced_J_m3")
+    assert analysis.ci_lower[ced] < 6e8 < analysis.ci_upper[ced]
+
+
+@pytest.mark.parametrize("name", ["adam", "lbfgs"])
+def test_interrupted_fit_resumed_equals_an_uninterrupted_one(four_free, tmp_path, name):
+    problem = four_free
+    settings = OptimizerSettings(name=name, iterations=10, learning_rate=0.05, tolerance=0.0)
+    whole = fit(problem, settings, tmp_path / "whole")
+
+    def interrupt(row):
+        if row["iteration"] == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(problem, settings, tmp_path / "parts", progress=interrupt)
+    assert len(json.loads((tmp_path / "parts" / "history.json").read_text())) == 5
+    resumed = fit(problem, settings, tmp_path / "parts", resume=True)
+    np.testing.assert_array_equal(resumed.theta, whole.theta)
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in whole.history]
+    assert resumed.evaluations == whole.evaluations
+    with pytest.raises(ValueError, match="other settings"):
+        fit(problem, replace(settings, learning_rate=0.1), tmp_path / "parts", resume=True)
+    with pytest.raises(ValueError, match="no checkpoint"):
+        fit(problem, settings, tmp_path / "empty", resume=True)
+
+
+def nan_above(limit_gpa):
+    """The Hertz simulator, returning NaN forces once the AM modulus exceeds ``limit_gpa``."""
+    hertz = make_simulator(HERTZ)
+
+    def simulate(materials):
+        x, y = hertz(materials)["load_displacement"]
+        am = materials.names.index("AM")
+        return {"load_displacement": (x, jnp.where(materials.youngs_modulus[am] >
+                                                   gpa_to_micro(limit_gpa), jnp.nan, y))}
+    return simulate
+
+
+def test_nan_loss_stops_with_the_last_good_parameters_and_the_iteration():
+    problem = objective(["AM.E_GPa"], 0.5, simulator=nan_above(150.0))  # start 100, truth 200
+    with pytest.raises(NonFiniteLoss, match="became nan at iteration") as error:
+        fit(problem, OptimizerSettings(name="adam", learning_rate=0.1, iterations=50))
+    assert error.value.iteration > 0
+    good = error.value.last_good
+    assert good["iteration"] == error.value.iteration - 1
+    assert 100.0 < good["values"]["AM.E_GPa"] <= 150.0
+    assert np.isfinite(good["loss"])
+    assert f"{good['values']['AM.E_GPa']:.6g}" in str(error.value)
+
+
+@pytest.mark.slow
+def test_untraceable_simulator_fits_eagerly_with_adam_and_refuses_lbfgs(two_free):
+    """A simulator branching in Python on a parameter value (traceable = False) runs eagerly.
+    Slow only for JAX's one-off compilation of each eager primitive (~5-8 s)."""
+    hertz = make_simulator(HERTZ)
+
+    def simulate(materials):
+        if not materials.youngs_modulus[1] > 0:     # Python branch: fails under jit/vmap
+            raise ValueError("modulus must be positive")
+        return hertz(materials)
+    simulate.traceable = False
+
+    eager = objective(["AM.E_GPa", "AM.restitution"], 1.5, simulator=simulate)
+    rows = []
+
+    def three_iterations(row):
+        rows.append(row)
+        if len(rows) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(eager, ADAM, progress=three_iterations)
+    traced = fit(two_free, ADAM).history[:3]
+    for key in ("loss", "grad_norm", "AM.E_GPa"):
+        np.testing.assert_allclose([r[key] for r in rows], [r[key] for r in traced], rtol=1e-12)
+    with pytest.raises(ValueError, match="use name = \"adam\""):
+        fit(eager, replace(ADAM, name="lbfgs"))
+
+
+def test_multistart_vmap_equals_separate_fits_and_freezes_failed_starts(two_free, adam_starts):
+    problem, settings, result = two_free, ADAM, adam_starts
+    assert result.devices == 1 and result.failed == [None] * 4
+    alone = fit(problem, settings, theta0=result.starts[2])
+    np.testing.assert_allclose(result.theta[2], alone.theta, rtol=1e-12, atol=1e-14)
+    assert result.losses[2] == pytest.approx(alone.loss, rel=1e-9, abs=1e-20)
+    assert result.loss == min(result.losses)
+    assert result.spread["AM.E_GPa"]["std"] < 0.01 * 200.0            # E agrees across starts
+    assert result.spread["AM.restitution"]["std"] > 0.05               # restitution does not
+
+    starts_e = np.asarray([problem.parameters.free_vector(t)[0] for t in result.starts])
+    limit = float(np.sqrt(starts_e.min() * starts_e.max()))    # some starts above, some below
+    failing = objective(["AM.E_GPa", "AM.restitution"], 1.5, simulator=nan_above(limit))
+    result = multistart(failing, replace(settings, iterations=5))
+    for k, failed in enumerate(result.failed):
+        if starts_e[k] > limit:          # NaN at its start: frozen there, no finite loss
+            assert "iteration 0" in failed and not np.isfinite(result.losses[k])
+        elif failed is not None:         # crossed the limit later: kept its last finite point
+            assert float(failing.parameters.free_vector(result.theta[k])[0]) <= limit
+            assert np.isfinite(result.losses[k])
+    assert None in result.failed and result.values["AM.E_GPa"] <= limit
+
+
+SHARDED = """
+import json
+import jax
+from calibrate.fit import OptimizerSettings
+from calibrate.multistart import multistart
+import sys; sys.path.insert(0, {tests!r})
+from test_calibrate_fit import ADAM, objective
+result = multistart(objective(["AM.E_GPa", "AM.restitution"], 1.5), ADAM)
+print(json.dumps({{"devices": len(jax.devices()), "used": result.devices,
+                  "theta": result.theta.tolist(), "losses": result.losses.tolist()}}))
+"""
+
+
+def test_multistart_shards_over_two_forced_host_devices(adam_starts):
+    """Same starts on two devices (two per device) as on one: the same fits."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    run = subprocess.run([sys.executable, "-c", SHARDED.format(tests=str(ROOT / "tests"))],
+                         env=env,
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    sharded = json.loads(run.stdout.strip().splitlines()[-1])
+    assert sharded["devices"] == 2 and sharded["used"] == 2
+    np.testing.assert_allclose(sharded["theta"], adam_starts.theta, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(sharded["losses"], adam_starts.losses, rtol=1e-9, atol=1e-20)
