@@ -7,23 +7,35 @@ module is the one place to replace when they do. :func:`dried_electrode` runs:
 1. **Start.** The authors' initial random structure (:func:`twin.process.pack.artistic_electrode`:
    CBD 1.3 µm, the AM class diameters, no AM expansion — the +2 % belongs to calendering), x and y
    scaled to the lateral cell (the paper's 25.8 × 25.8 µm), z compacted affinely to a loose solid
-   fraction with the floor at z = 0, overlaps removed (:func:`~twin.process.pack.compact_affine`,
-   :func:`~twin.process.pack.remove_overlaps`).
+   fraction (default 0.55, porosity 45 %) with the floor at z = 0, overlaps removed
+   (:func:`~twin.process.pack.compact_affine`, :func:`~twin.process.pack.remove_overlaps`).
 2. **Press.** DEM (Table 2 materials, the authors' mixing, SJKR2 cohesion, dt = 1e-4 µs, no
    gravity, as in the authors' calendering) between an aluminium current collector at z = 0 and a
-   steel plate that starts on the highest sphere top and moves down at ``plate_speed`` until the
-   plate porosity 1 − V_s / (l_x l_y h_plate) reaches the press target (V_s: the spheres' total
-   volume, overlaps counted twice: the authors' definition).
-3. **Hold.** The plate stops until the kinetic energy fell below ``settle_fraction`` (2 %) of its
-   peak during the press.
-4. **Lift and relax.** The plate rises at the same speed until it is :data:`LIFT_CLEARANCE_UM`
-   above the highest sphere top and stays there; the free packing relaxes until (a) its kinetic
-   energy is below 2 % of the press peak, (b) the highest sphere top moved less than
-   :data:`TOP_DRIFT_UM` over the last two chunks (0.2 µs) and (c) the AM spheres' rms velocity is
-   below :data:`AM_RMS_VELOCITY_UM_US` (a drift < 0.01 µm per µs, 1/25 of the 0.25 µm voxel of the
-   structure analysis). The total kinetic energy does not vanish: with the Table 2 friction of
-   0.001 the CBD spheres keep sliding and spinning on the AM surfaces, held there by cohesion,
-   with hardly any tangential damping; the AM skeleton carries the structure.
+   steel plate that starts on the highest sphere top and moves down at ``plate_speed`` (default
+   2 µm/µs) until the plate porosity 1 − V_s / (l_x l_y h_plate) reaches the press target (V_s:
+   the spheres' total volume, overlaps counted twice: the authors' definition). No drag: the free
+   dynamics rearrange the packing (see the limits below). The plate is non-adhesive (every CED
+   with steel set to 0, :func:`non_adhesive`): it stands in for the consolidating film surface,
+   which glues nothing. With Table 2's steel CED the lifted plate carried the top spheres with it
+   (paper-size run, lift at 2 µm/µs under the drag: the highest top followed the plate 7 nm
+   below it from 164.1 to 167.5 µm, plate pressure −0.5 to −4 kPa, until stopped by hand).
+3. **Hold.** The plate stops; a viscous drag F = −γ m v (and the same decay of the spins,
+   :class:`ViscousDrag`, LIGGGHTS ``fix viscous`` with γ ∝ m), γ = ``drag_rate`` (5 /µs), acts
+   until the kinetic energy fell below ``settle_fraction`` (2 %) of its peak during the press. It
+   stands in for the solvent drag of a real drying (this stage is a stand-in anyway); for scale,
+   Stokes drag 6πηr in NMP (η ≈ 1.7 mPa s) gives γ = 9η / (2 r² ρ) ≈ 10 /µs for a CBD sphere
+   (r 0.65 µm, 0.95 g/cm³) and ≈ 0.07 /µs for a 10 µm AM sphere.
+4. **Lift, settle and relax.** The plate rises at ``plate_speed`` (drag on) until it is
+   :data:`LIFT_CLEARANCE_UM` above the highest sphere top and stays there; the packing settles
+   under the drag, then relaxes **without** it, each until (a) its kinetic energy is below 2 % of
+   the press peak, (b) the highest sphere top moved less than :data:`TOP_DRIFT_UM` over the last
+   two chunks (0.2 µs) and (c) the AM spheres' rms velocity is below
+   :data:`AM_RMS_VELOCITY_UM_US` (a drift < 0.01 µm per µs, 1/25 of the 0.25 µm voxel of the
+   structure analysis). The undamped relaxation (≥ 3 chunks) is the check that the result is a
+   free-standing equilibrium, not a packing the drag merely slows: the drag vanishes at rest, so
+   it changes the path, not the equilibria. The total kinetic energy does not vanish: with the
+   Table 2 friction of 0.001 the CBD spheres keep sliding and spinning on the AM surfaces, held
+   there by cohesion, with hardly any tangential damping; the AM skeleton carries the structure.
 5. **Cycles.** Thickness t is the highest sphere top above the collector, max(z + r): the height
    at which a rising calender plate loses its last contact, i.e. the authors' recovered thickness
    (FACTS.md, "highest top-plane position during decompression with a non-zero contact force")
@@ -47,13 +59,25 @@ Limits, measured (float64, this 2-core CPU):
   v_z = v_plate z / z_plate before every chunk (no plug flow) jammed near 43.7 % porosity, its
   springback growing with each deeper re-press (0.3 → 1 µm on 12.4 µm), so the target was not
   reached; only the free dynamics rearrange the packing to 41.6 %.
-* On a thick packing (the paper's 9859 spheres, 213 → 164 µm from a loose 0.45, 5 µm/µs) the
-  stage fails: after the plate stopped at 164.1 µm the highest sphere top kept falling away from
-  it at a constant 1.97 µm/µs for 8 µs (to 148.4 µm), while the kinetic energy fell from 2.3e6 to
-  ~2e4 (1 %) only after ~7 µs; the relaxation then raised (AM rms velocity 0.43 µm/µs, top drift
-  0.39 µm per 2 chunks). Without gravity or solvent drag nothing decelerates the moving part of
-  the packing but the collector. Not yet diagnosed; a slower plate (1–2 µm/µs) or a damped hold
-  are the next things to try there.
+* Plug flow, the failure of the first version on the paper-size electrode (9859 spheres,
+  213 → 164 µm from a loose 0.45 at 5 µm/µs, no drag): after the plate stopped the highest top
+  fell away from it at 1.97 µm/µs for 8 µs (to 148.4 µm, i.e. 35 % porosity), and the relaxation
+  never settled (AM rms velocity 0.43 µm/µs). Diagnosed on the lowest 40 % of that structure
+  (3904 spheres, 86.1 → 66.3 µm, same protocol): at the end of the press the mean v_z of five
+  equal layers, bottom up, was −0.10, −0.40, −2.53, −4.42, −4.79 µm/µs: a compaction front had
+  swept the upper 60 % into a dense plug moving with the plate while the loose bottom (the
+  spheres of a gravity-free loose start hardly touch) was still at rest. Nothing but the loose
+  spheres ahead decelerates the plug: undamped, the top fell 2.9 µm in 1.5 µs after the plate
+  stopped (AM rms velocity 3.3 → 2.6 µm/µs). With the drag (γ = 5 /µs) in the hold the top fell
+  0.37 µm and the AM rms velocity was below 0.01 µm/µs after 1.1 µs — but the packing stays
+  layered, dense plug over loose bottom, so the drag alone is not the fix.
+* The fix is the denser start with the slower plate, and the drag once the plate stops: from
+  0.55 at 2 µm/µs (86.1 → 70.4 µm start, travel 4.1 µm on the same 3904 spheres) the layer
+  velocities at the end of the press were 0.000, −0.009, −0.072, −0.67, −1.63 µm/µs (AM rms
+  1.0 µm/µs); in the damped hold the top stayed on the plate (66.314 µm, plate at 66.306 µm) and
+  the AM rms velocity fell below 0.01 µm/µs in 1.3 µs, porosity 41.61 % at the highest top.
+* The paper-size run: see ``experiments/dried_electrode.py`` and its record in
+  ``experiments/data/dried_paper_electrode.json``.
 
 The paper's cell (FACTS.md): 396 AM + 9463 CBD spheres have V_s = 63 793 µm³ at the dried
 diameters, so 41.6 % porosity over 25.8 × 25.8 µm is t = 164.1 µm; the paper's uncalendered mesh
@@ -79,6 +103,7 @@ from twin.analysis.porosity import sphere_volume_in_slab
 from twin.io.case import Case, WallSpec, prepare
 from twin.io.lammps import write_sphere_data
 from twin.physics.dem import INERTIA_FACTOR
+from twin.physics.materials import Materials
 from twin.physics.neighbors import allocate_neighbors
 from twin.physics.simulate import simulate
 from twin.physics.space import Box
@@ -234,6 +259,13 @@ def check_dried_inputs(electrode: Electrode, lateral_um, target_porosity, loose_
             f"use lateral_um >= {contact:.4g}")
 
 
+def non_adhesive(materials: Materials, name: str) -> Materials:
+    """``materials`` with every cohesion energy density involving type ``name`` set to zero."""
+    k = materials.names.index(name)
+    ced = materials.cohesion_energy_density.at[k, :].set(0.0).at[:, k].set(0.0)
+    return eqx.tree_at(lambda m: m.cohesion_energy_density, materials, ced)
+
+
 class _Press:
     """The DEM between the collector (wall 0) and the plate (wall 1), advanced chunk by chunk."""
 
@@ -251,7 +283,8 @@ class _Press:
                    WallSpec("plate", materials.names.index("steel"), plate_z, -1.0, 0.0)],
             cohesion="sjkr2", dt=DT_US, steps=chunk_steps, trajectory_every=chunk_steps,
             walls_every=RECORD_EVERY, skin=SKIN_UM)
-        self.state, self.spec, self.config, self.box, self.materials = prepare(case)
+        self.state, self.spec, self.config, self.box, materials = prepare(case)
+        self.materials = non_adhesive(materials, "steel")
         self.area = float((hi[0] - lo[0]) * (hi[1] - lo[1]))
         self.chunk_steps, self.progress = chunk_steps, progress
         self.box_top = box_top
@@ -402,9 +435,16 @@ def dried_electrode(path=None, lateral_um=PAPER_LATERAL_UM, target_porosity=PAPE
             steps["hold"] += chunk_steps
             if report.kinetic_energy < settle_fraction * kinetic_peak:
                 break
-        while press.plate_z < press.top_z() + LIFT_CLEARANCE_UM:
+        for _ in range(max_settle_chunks):
+            if press.plate_z >= press.top_z() + LIFT_CLEARANCE_UM:
+                break
             press.chunk("lift", cycle, plate_speed, drag_rate)
             steps["lift"] += chunk_steps
+        else:
+            raise RuntimeError(
+                f"the lifted plate (z = {press.plate_z:.4g} µm) is still within "
+                f"{LIFT_CLEARANCE_UM} µm of the highest sphere top ({press.top_z():.4g} µm) after "
+                f"{max_settle_chunks} chunks: spheres follow it. Raise max_settle_chunks")
         # Settle under the drag, then relax without it: the relaxed criteria must hold for the
         # free dynamics (a drag alone would only slow a packing that is not in equilibrium).
         for phase, rate in (("settle", drag_rate), ("relax", 0.0)):
