@@ -18,7 +18,9 @@ multi-starts one after another, and refuses L-BFGS (its line search traces the l
 must still go through an eager ``jax.grad``: ``bool`` of a comparison may drive a branch, but
 ``float()`` or ``np.asarray`` of a parameter-dependent value may not.
 
-Built in: ``"hertz_sphere_on_plate"`` (:func:`hertz_sphere_on_plate`).
+Built in: ``"hertz_sphere_on_plate"`` (:func:`hertz_sphere_on_plate`), ``"calender"`` and
+``"indent"`` (DEM plate runs replayed differentiably from a ``twin calender``/``twin indent`` case
+file).
 """
 
 from __future__ import annotations
@@ -113,5 +115,64 @@ def hertz_sphere_on_plate(settings: dict, config_dir: Path | None = None) -> Sim
                                                                             radius)
         force = (elastic - cohesive) * MICRO_NEWTON_PER_MICRO_FORCE
         return {s["curve"]: (overlap, force)}
+
+    return simulate
+
+
+def _plate_case(kind: str, settings: dict, config_dir: Path):
+    """The electrode, protocol and base materials of a ``twin calender``/``twin indent`` case."""
+    from twin.io.calender_folder import load_calender_case
+    from twin.process.materials import table2_materials
+    if "case" not in settings:
+        raise ValueError(f"[simulation] kind {kind!r} needs case = \"<{kind} case file>\"")
+    case = load_calender_case(Path(config_dir) / settings["case"],
+                              "indent" if kind == "indent" else "calender")
+    return case.electrode(), case.protocol, table2_materials(case.mixing)
+
+
+@register("calender")
+def calender_porosity_pressure(settings: dict, config_dir: Path) -> Simulator:
+    """The porosity–pressure curve of a calendering case (``twin calender`` case file), replayed
+    differentiably (:class:`twin.process.differentiable.CalenderReplay`; the forward sweep that
+    fixes the turn steps runs once, here, with the case's Table 2 materials).
+
+    Settings: ``case`` (path, relative to the config), ``pressures_MPa`` (list), ``curve``.
+    Curve: x = target pressure (MPa), y = porosity after recovery (fraction).
+    """
+    from twin.process.differentiable import CalenderReplay
+    s = check_settings("calender", settings, {"case": None, "pressures_MPa": None,
+                                              "curve": "porosity_pressure"})
+    pressures = np.sort(np.asarray(s["pressures_MPa"] or [], float))
+    if pressures.size == 0 or np.any(pressures <= 0) or np.any(np.diff(pressures) <= 0):
+        raise ValueError(f"[simulation] pressures_MPa = {s['pressures_MPa']}: give distinct "
+                         "positive target pressures")
+    electrode, protocol, materials = _plate_case("calender", s, config_dir)
+    replay = CalenderReplay(electrode, pressures, protocol, materials)
+
+    def simulate(materials: Materials) -> Curves:
+        return {s["curve"]: (replay.pressures_mpa, replay.replay(materials).porosity)}
+
+    return simulate
+
+
+@register("indent")
+def indentation_curve(settings: dict, config_dir: Path) -> Simulator:
+    """The normalised load–displacement curve of an indentation case (``twin indent`` case
+    file), replayed differentiably (:class:`twin.process.differentiable.IndentReplay`).
+
+    Settings: ``case``, ``curve`` (name prefix). Curves ``<curve>_loading`` and
+    ``<curve>_unloading``: x = displacement / its maximum (increasing), y = force / its maximum.
+    """
+    from twin.process.differentiable import IndentReplay
+    s = check_settings("indent", settings, {"case": None, "curve": "indentation"})
+    electrode, protocol, materials = _plate_case("indent", s, config_dir)
+    replay = IndentReplay(electrode, protocol, materials)
+    x = replay.displacement_um / replay.displacement_um.max()
+    peak = int(np.argmax(x))
+
+    def simulate(materials: Materials) -> Curves:
+        y = replay.replay(materials).force_normalised
+        return {f"{s['curve']}_loading": (x[:peak + 1], y[:peak + 1]),
+                f"{s['curve']}_unloading": (x[peak:][::-1], y[peak:][::-1])}
 
     return simulate

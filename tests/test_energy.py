@@ -2,6 +2,7 @@
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from helpers import lattice_gas
 from twin.io.case import prepare
@@ -43,3 +44,29 @@ def test_hertz_gas_conserves_energy_over_1e5_steps():
         contacts_seen += contacts
     assert contacts_seen > 0, "the gas never collided: the test would prove nothing"
     assert max(drift) < 1e-6, f"relative energy error {max(drift):.3g}"
+
+
+def test_viscous_damping_decays_free_motion_exponentially():
+    """With background drag γ and no contacts, v(t) → v0 exp(−γ t), ω(t) → ω0 exp(−γ t). The drag
+    enters the first half-kick of each step through the force stored from the step before, so the
+    scheme is first order in dt for it: halving dt halves the error (measured: 1.0 % at
+    γ dt = 5e-3 over γ t = 5)."""
+    import dataclasses
+    gamma, duration = 5.0, 1.0
+
+    def relative_errors(dt):
+        steps = int(round(duration / dt))
+        case = dataclasses.replace(
+            lattice_gas(n_side=3, spacing=4.0, speed=0.1, dt=dt, steps=steps),
+            viscous_damping=gamma, angular_velocity=np.full((27, 3), 0.2))
+        state, spec, config, box, materials = prepare(case)
+        final = simulate(state, materials, box, spec, config, steps, steps,
+                         record_particles=False).state.spheres
+        decay = np.exp(-gamma * duration)
+        return (np.max(np.abs(final.velocity / (case.velocity * decay) - 1.0)),
+                np.max(np.abs(final.angular_velocity / (0.2 * decay) - 1.0)))
+
+    coarse, fine = relative_errors(1e-3), relative_errors(5e-4)
+    for e_coarse, e_fine in zip(coarse, fine):
+        assert e_coarse < 0.02
+        assert e_coarse / e_fine == pytest.approx(2.0, rel=0.05)

@@ -142,6 +142,8 @@ def main(argv=None):
         command.set_defaults(handler=handler)
     from twin.analysis import command as analyze_command
     analyze_command.add_parser(commands)
+    from calibrate import cli as calibrate_cli
+    calibrate_cli.add_parser(commands)
     args = parser.parse_args(argv)
     try:
         args.handler(args)

@@ -23,6 +23,7 @@ Case file (every key optional except the calendering target pressure; units in t
     precision = "float64"        # or float32 (mixed precision)
     depth_fraction = 0.10        # indentation only: pressed fraction of the thickness
     replicas = 4                 # indentation only: n × n copies of the electrode in x, y
+    viscous_damping_per_us = 0.0 # background drag F = −γ m v (quasi-static device; 0: LIGGGHTS)
 
 Run folders: ``trace.csv`` (calendering: time_us, plate_z_um, force_N, pressure_MPa, porosity;
 indentation: displacement_um, force_mN, displacement_normalised, force_normalised),
@@ -52,7 +53,7 @@ PROTOCOL_KEYS = {"target_pressure_MPa": "target_pressure_mpa",
                  "am_expansion": "am_expansion", "release_fraction": "release_fraction",
                  "clearance_um": "clearance_um", "record_every": "record_every",
                  "precision": "precision", "gap_um": "gap_um", "max_steps": "max_steps",
-                 "skin_um": "skin_um"}
+                 "skin_um": "skin_um", "viscous_damping_per_us": "viscous_damping_per_us"}
 INDENT_KEYS = {"depth_fraction": "depth_fraction", "replicas": "replicas"}
 
 

@@ -91,6 +91,7 @@ class Case:
     walls_every: int = 10
     skin: float = 0.2
     precision: str = "float64"
+    viscous_damping: float = 0.0     # 1/µs, background drag (DEMConfig); 0 for LIGGGHTS cases
     rayleigh_fraction: float = DEFAULT_RAYLEIGH_FRACTION
     velocity: np.ndarray | None = None
     angular_velocity: np.ndarray | None = None
@@ -116,6 +117,8 @@ class Case:
         for label, value in (("dt_us", self.dt), ("skin_um", self.skin)):
             if not value > 0:
                 raise ValueError(f"{label} = {value} must be > 0")
+        if not (np.isfinite(self.viscous_damping) and self.viscous_damping >= 0):
+            raise ValueError(f"viscous_damping = {self.viscous_damping} 1/µs must be ≥ 0")
         if self.steps % self.walls_every or self.steps % self.trajectory_every:
             raise ValueError(f"steps = {self.steps} must be a multiple of walls_every = "
                              f"{self.walls_every} and of trajectory_every = {self.trajectory_every}")
@@ -174,7 +177,7 @@ def prepare(case: Case):
         case.materials.friction, case.materials.cohesion_energy_density)), case.materials.names)
     spec, pair_list = allocate_neighbors(position, case.radius, box, case.skin, wall_z=walls.z,
                                          wall_normal_z=walls.normal_z)
-    config = DEMConfig(case.dt, case.cohesion, case.precision)
+    config = DEMConfig(case.dt, case.cohesion, case.precision, case.viscous_damping)
     state = initial_state(spheres, walls, pair_list, materials, box, config)
     return state, spec, config, box, materials
 

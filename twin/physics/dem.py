@@ -71,16 +71,21 @@ class DEMState(eqx.Module):
 
 
 class DEMConfig(eqx.Module):
-    """Static settings: time step (µs), cohesion model, contact-law precision.
+    """Static settings: time step (µs), cohesion model, contact-law precision, background damping.
 
     ``contact_precision="float32"`` is mixed precision: positions, velocities and the time
     integration stay float64 (x + v dt loses the increment in float32 when dt is 1e-4 µs), while
     the pair geometry is formed in float64 and the contact law evaluated in float32.
+
+    ``viscous_damping`` γ (1/µs) adds a background drag F = −γ m v, T = −γ I ω on every sphere
+    (mass-proportional, like LIGGGHTS ``fix viscous`` with γ_i = γ m_i): a quasi-static relaxation
+    device, not part of the contact law; 0 (the default) leaves the LIGGGHTS dynamics unchanged.
     """
 
     dt: float = eqx.field(static=True)
     cohesion: str = eqx.field(static=True)
     contact_precision: str = eqx.field(static=True, default="float64")
+    viscous_damping: float = eqx.field(static=True, default=0.0)
 
 
 def _cast(dtype, *arrays):
@@ -177,7 +182,8 @@ def contact_forces(state: DEMState, table: PairTable, box: Box, config: DEMConfi
 def setup_forces(state: DEMState, materials: Materials, box: Box, config: DEMConfig):
     """Forces, torques and wall forces of the current state without advancing any shear history
     (LAMMPS/LIGGGHTS ``setup``: a tangential force is then only the damping term -γ_t v_t)."""
-    frozen_history = DEMConfig(0.0, config.cohesion, config.contact_precision)
+    frozen_history = DEMConfig(0.0, config.cohesion, config.contact_precision,
+                               config.viscous_damping)
     force, torque, _, _, wall_force = contact_forces(state, pair_table(materials), box,
                                                      frozen_history)
     return force, torque, wall_force
@@ -213,7 +219,8 @@ def step(state: DEMState, table: PairTable, box: Box, spec: NeighborSpec,
     last good state by replaying the chunk up to the step before)."""
     s, dt = state.spheres, config.dt
     inverse_mass = (1.0 / s.mass)[:, None]
-    inverse_inertia = (1.0 / (INERTIA_FACTOR * s.mass * s.radius**2))[:, None]
+    inertia = (INERTIA_FACTOR * s.mass * s.radius**2)[:, None]
+    inverse_inertia = 1.0 / inertia
     velocity = s.velocity + 0.5 * dt * s.force * inverse_mass
     angular_velocity = s.angular_velocity + 0.5 * dt * s.torque * inverse_inertia
     position = wrap_positions(s.position + dt * velocity, box)
@@ -229,6 +236,9 @@ def step(state: DEMState, table: PairTable, box: Box, spec: NeighborSpec,
         wall_shear=state.wall_shear, step=state.step + 1, bad_step=state.bad_step,
         bad_particle=state.bad_particle)
     force, torque, pair_shear, wall_shear, wall_force = contact_forces(moved, table, box, config)
+    if config.viscous_damping:   # drag on the half-step velocities, as the contact damping
+        force = force - config.viscous_damping * s.mass[:, None] * velocity
+        torque = torque - config.viscous_damping * inertia * angular_velocity
     velocity = velocity + 0.5 * dt * force * inverse_mass
     angular_velocity = angular_velocity + 0.5 * dt * torque * inverse_inertia
     new = eqx.tree_at(

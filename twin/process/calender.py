@@ -66,6 +66,7 @@ class PlateProtocol:
     precision: str = "float64"
     cohesion: str = "sjkr2"
     skin_um: float = 0.2
+    viscous_damping_per_us: float = 0.0
 
     def validate(self) -> None:
         positive = {"plate_speed_um_us": self.plate_speed_um_us, "dt_us": self.dt_us,
@@ -73,6 +74,9 @@ class PlateProtocol:
         for name, value in positive.items():
             if not np.isfinite(value) or value <= 0:
                 raise ValueError(f"plate protocol: {name} = {value} must be a positive number")
+        if not (np.isfinite(self.viscous_damping_per_us) and self.viscous_damping_per_us >= 0):
+            raise ValueError(f"plate protocol: viscous_damping_per_us = "
+                             f"{self.viscous_damping_per_us} must be ≥ 0 (0: no background drag)")
         if not 0.0 < self.release_fraction < 1.0:
             raise ValueError(f"plate protocol: release_fraction = {self.release_fraction} must "
                              "lie in (0, 1) (the paper's non-zero force is ~0; 0.01 recommended)")
@@ -130,6 +134,7 @@ class CalenderResult:
     radius: np.ndarray          # unexpanded radii (µm)
     electrode: Electrode
     state: object = dataclasses.field(repr=False, default=None)
+    spec: object = dataclasses.field(repr=False, default=None)   # neighbour layout at the end
 
 
 def calender_case(electrode: Electrode, protocol: PlateProtocol,
@@ -154,7 +159,7 @@ def calender_case(electrode: Electrode, protocol: PlateProtocol,
                WallSpec("calender_plate", names.index("steel"), top, -1.0,
                         -protocol.plate_speed_um_us)],
         cohesion=protocol.cohesion, dt=protocol.dt_us, steps=0, skin=protocol.skin_um,
-        precision=protocol.precision)
+        precision=protocol.precision, viscous_damping=protocol.viscous_damping_per_us)
 
 
 def recovered_thickness(plate_z, force, rising, threshold):
@@ -253,6 +258,15 @@ class PlateRun:
         rising = np.concatenate([[False], np.diff(plate_z) > 0])
         return trace, plate_z, force, rising
 
+    def loading_steps(self) -> int:
+        """Steps before the plate turned, from the first rising record: a plate that started at
+        z0 and turned after n steps is at z0 − v dt n + v dt (s − n) after step s."""
+        trace, plate_z, _, rising = self.trace()
+        k = int(np.argmax(rising))
+        z0 = self.case.walls[self.plate].z
+        travel = self.protocol.plate_speed_um_us * self.protocol.dt_us
+        return int(round((z0 + travel * int(trace.step[k]) - plate_z[k]) / (2.0 * travel)))
+
     def press(self, control, max_steps, progress, target_description):
         """Chunks until the plate has turned and risen ``clearance_um`` above its last position
         carrying ``release_fraction`` of the maximum force. ``loading_snapshot`` keeps the
@@ -326,7 +340,7 @@ def _result(electrode, protocol, run: PlateRun) -> CalenderResult:
                                            initial_top - floor, max_force / area),
         "am_expansion": protocol.am_expansion,
         "release_fraction": protocol.release_fraction,
-        "steps": run.steps, "dt_us": protocol.dt_us,
+        "steps": run.steps, "loading_steps": run.loading_steps(), "dt_us": protocol.dt_us,
         "wall_seconds": run.seconds, "particle_steps_per_second": run.rate,
         "precision": protocol.precision, "particles": int(len(electrode.radius)),
         "cell_um": [float(x) for x in np.asarray(case.box.length)[:2]],
@@ -335,7 +349,7 @@ def _result(electrode, protocol, run: PlateRun) -> CalenderResult:
         time_us=np.asarray(trace.step) * protocol.dt_us, plate_z_um=plate_z - floor,
         force_n=force * MICRO_FORCE_TO_N, pressure_mpa=force / area * MICRO_PRESSURE_TO_MPA,
         porosity_between_walls=between, summary=summary, final_position=position,
-        radius=electrode.radius, electrode=electrode, state=state)
+        radius=electrode.radius, electrode=electrode, state=state, spec=run.spec)
 
 
 def inertial_number(electrode: Electrode, speed_um_us, thickness_um, pressure_micro) -> float:

@@ -51,6 +51,7 @@ class IndentResult:
     summary: dict
     final_position: np.ndarray
     electrode: Electrode
+    spec: object = None          # neighbour layout at the end of the run
 
 
 def replicate(electrode: Electrode, replicas: int) -> Electrode:
@@ -114,9 +115,10 @@ def indent(electrode: Electrode, protocol: IndentProtocol, materials: Materials 
         "replicas": int(protocol.replicas),
         "particles": int(len(radius)),
         "plate_speed_m_s": protocol.plate_speed_um_us,
-        "steps": run.steps, "dt_us": protocol.dt_us, "wall_seconds": run.seconds,
+        "steps": run.steps, "loading_steps": loading_steps, "dt_us": protocol.dt_us,
+        "wall_seconds": run.seconds,
         "particle_steps_per_second": run.rate, "precision": protocol.precision,
         "am_expansion": protocol.am_expansion,
     }
     return IndentResult(displacement[engaged], force_mn[engaged], summary,
-                        np.asarray(run.state.spheres.position), tiled)
+                        np.asarray(run.state.spheres.position), tiled, run.spec)
