@@ -36,13 +36,14 @@ def default_thick_path() -> Path:
     return REPOSITORY.parent / "shared" / "data" / "artistic" / "thick_electrode_initial.data"
 
 
-def git_commit() -> str:
-    """The commit of the code that made the file, '+dirty' when twin/ has uncommitted changes."""
+def git_state() -> tuple[str, list[str]]:
+    """The commit of the code that makes the file and the files of ``twin/`` that differ from it
+    (uncommitted changes, e.g. by other people working in the same checkout)."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=REPOSITORY, capture_output=True,
                               text=True).stdout.strip()
-    commit = git("rev-parse", "HEAD")
-    return commit + ("+dirty" if git("status", "--porcelain", "--", "twin") else "")
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "twin").splitlines()]
+    return git("rev-parse", "HEAD"), dirty
 
 
 def main(argv=None) -> dict:
@@ -64,7 +65,7 @@ def main(argv=None) -> dict:
               f"top {p.top_z:8.3f} µm  P {p.plate_pressure:9.3g} kPa  KE {p.kinetic_energy:9.3g}",
               flush=True)
 
-    commit = git_commit()
+    commit, dirty = git_state()
     electrode, record = dried_electrode(args.input, slab_fraction=args.slab_fraction,
                                         progress=progress)
     data = save_dried_electrode(args.out, electrode, record)
@@ -78,6 +79,7 @@ def main(argv=None) -> dict:
         "machine": f"{platform.node()} {platform.machine()} {platform.processor()} "
                    f"({jax.devices()[0].platform}, JAX {jax.__version__})".strip(),
         "git_commit": commit,
+        "uncommitted_twin_files": dirty,
         "script_wall_seconds": time.perf_counter() - start,
     }
     record_path.write_text(json.dumps(summary, indent=1))

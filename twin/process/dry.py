@@ -74,10 +74,31 @@ Limits, measured (float64, this 2-core CPU):
 * The fix is the denser start with the slower plate, and the drag once the plate stops: from
   0.55 at 2 µm/µs (86.1 → 70.4 µm start, travel 4.1 µm on the same 3904 spheres) the layer
   velocities at the end of the press were 0.000, −0.009, −0.072, −0.67, −1.63 µm/µs (AM rms
-  1.0 µm/µs); in the damped hold the top stayed on the plate (66.314 µm, plate at 66.306 µm) and
-  the AM rms velocity fell below 0.01 µm/µs in 1.3 µs, porosity 41.61 % at the highest top.
-* The paper-size run: see ``experiments/dried_electrode.py`` and its record in
-  ``experiments/data/dried_paper_electrode.json``.
+  1.0 µm/µs); in the damped hold (plate still adhesive then) the top stayed on the plate
+  (66.314 µm, plate at 66.306 µm) and the AM rms velocity fell below 0.01 µm/µs in 1.3 µs,
+  porosity 41.61 % at the highest top.
+* The paper-size run with the defaults (``experiments/dried_electrode.py``, record in
+  ``experiments/data/dried_paper_electrode.json``; 9859 spheres, float64, 2-core CPU shared with
+  other jobs): press 174.25 → 164.10 µm at 1.99 µm/µs (51 000 steps, I = 0.014, peak plate
+  pressure 0.40 MPa); in the damped hold the packing drew 0.30 µm back from the plate (plug
+  momentum, the plate does not hold it) and the kinetic energy fell to 2 % of its peak in
+  4 000 steps; lift 1 000, settling 5 000, free relaxation 3 000 steps: thickness 163.76 µm,
+  porosity 41.48 % in one cycle (slab 41.48 %, union 42.32 %), AM rms velocity 0.009 µm/µs, top
+  drift 2 nm over 0.2 µs, wall time 459 s (1.5e6 particle steps/s). The free relaxation is not
+  silent: the kinetic energy rose from 12 to 1.5e3 (0.5 % of the press peak) in its last chunk.
+* The compaction is graded, not uniform. Mean z of the spheres of five equal layers of the
+  0.55 start, bottom up, moved by −0.02, −0.02, −0.90, −3.58, −7.19 µm: compressive strains
+  between layer centroids 0.1 %, 0.0 %, 2.5 %, 7.6 %, 10.6 % — the lower two fifths were not
+  compressed at all. The porosities of five equal layers of the
+  result, 42.0, 52.4, 44.9, 33.1, 34.9 %, are mostly inherited from the authors' structure: the
+  same layers of the affine start (before overlap removal) have 42.3, 49.2, 57.3, 32.3, 43.9 %
+  (AM spheres carry 83 % of V_s and 65–97 of them fall in each 35 µm layer).
+  A slower plate does not remove the grading: on the lowest 40 % of the structure (3904
+  spheres, 0.55 start) the strains of the five layers were −0.2, 0.4, 0.6, 6.2, 12.5 % at
+  2 µm/µs (I = 0.12, porosity 41.39 %, 190 s) and 0.0, 0.5, 1.1, 6.8, 10.4 % at 1 µm/µs
+  (I = 0.035, 41.48 %, 286 s); a quasi-static press (I < 1e-3, ~0.03 µm/µs) would need ~300 µs,
+  3e6 steps. The stand-in thus consolidates top-down, as a drying front does, and leaves the
+  lower part of the authors' structure as it was; a real drying stage should replace it.
 
 The paper's cell (FACTS.md): 396 AM + 9463 CBD spheres have V_s = 63 793 µm³ at the dried
 diameters, so 41.6 % porosity over 25.8 × 25.8 µm is t = 164.1 µm; the paper's uncalendered mesh
