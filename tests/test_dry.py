@@ -182,7 +182,8 @@ def test_committed_paper_size_electrode():
 @pytest.mark.slow
 @pytest.mark.skipif(not THICK.is_file(), reason="no paper-size initial structure")
 def test_paper_size_stage():
-    """The whole stage on the paper-size electrode (9859 spheres, float64: 459 s measured on this 2-core CPU under load, up to ~20 min)."""
+    """The whole stage on the paper-size electrode (9859 spheres, float64): 459–899 s measured on
+    this 2-core CPU shared with other jobs (experiments/dried_electrode.py, the same call)."""
     electrode, record = dried_electrode(THICK)
     top = float(np.max(electrode.position[:, 2] + electrode.radius))
     porosity = 1.0 - electrode.solid_volume / (PAPER_LATERAL_UM**2 * top)

@@ -84,7 +84,8 @@ Limits, measured (float64, this 2-core CPU):
   momentum, the plate does not hold it) and the kinetic energy fell to 2 % of its peak in
   4 000 steps; lift 1 000, settling 5 000, free relaxation 3 000 steps: thickness 163.76 µm,
   porosity 41.48 % in one cycle (slab 41.48 %, union 42.32 %), AM rms velocity 0.009 µm/µs, top
-  drift 2 nm over 0.2 µs, wall time 459 s (1.5e6 particle steps/s). The free relaxation is not
+  drift 2 nm over 0.2 µs, wall time 459 s (1.5e6 particle steps/s; 899 s under a load average
+  of ~8, the same packing bit for bit). The free relaxation is not
   silent: the kinetic energy rose from 12 to 1.5e3 (0.5 % of the press peak) in its last chunk.
 * The compaction is graded, not uniform. Mean z of the spheres of five equal layers of the
   0.55 start, bottom up, moved by −0.02, −0.02, −0.90, −3.58, −7.19 µm: compressive strains
