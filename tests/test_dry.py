@@ -11,15 +11,12 @@ dried electrode (``experiments/data/dried_paper_electrode.*``, made by
 import json
 from pathlib import Path
 
-import equinox as eqx
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from twin.io.lammps import read_sphere_data
-from twin.physics.dem import Spheres
-from twin.process.dry import (AM_RMS_VELOCITY_UM_US, DT_US, PAPER_DRIED_POROSITY,
-                              PAPER_LATERAL_UM, TOP_DRIFT_UM, ParticleEscaped, ViscousDrag,
+from twin.process.dry import (AM_RMS_VELOCITY_UM_US, PAPER_DRIED_POROSITY,
+                              PAPER_LATERAL_UM, TOP_DRIFT_UM, ParticleEscaped,
                               check_inside, dried_electrode)
 
 DATA = Path(__file__).resolve().parents[1] / "experiments" / "data"
@@ -90,26 +87,6 @@ def test_drag_only_outside_the_press(reduced):
     rates = {r.phase: r.drag_rate for r in reports}
     assert rates["press"] == 0.0 and rates["relax"] == 0.0
     assert rates["hold"] == rates["lift"] == rates["settle"] == record.drag_rate_per_us > 0.0
-
-
-class _SpheresOnly(eqx.Module):
-    """The part of a DEMState the drag control reads and writes."""
-
-    spheres: Spheres
-
-
-def test_viscous_drag_decays_velocities_exactly():
-    """One control call scales v and ω by exp(−γ dt), the exact solution of dv/dt = −γ v over dt;
-    γ = 0 leaves them bit for bit."""
-    v, w = jnp.array([[1.0, -2.0, 3.0]]), jnp.array([[0.5, 0.0, -1.0]])
-    zeros = jnp.zeros((1, 3))
-    spheres = Spheres(zeros, v, w, zeros, zeros, jnp.ones(1), jnp.ones(1), jnp.zeros(1, int))
-    damped = ViscousDrag.of_rate(5.0)(_SpheresOnly(spheres)).spheres
-    np.testing.assert_allclose(damped.velocity, v * np.exp(-5.0 * DT_US), rtol=1e-15)
-    np.testing.assert_allclose(damped.angular_velocity, w * np.exp(-5.0 * DT_US), rtol=1e-15)
-    free = ViscousDrag.of_rate(0.0)(_SpheresOnly(spheres)).spheres
-    assert (np.asarray(free.velocity) == np.asarray(v)).all()
-    assert (np.asarray(free.angular_velocity) == np.asarray(w)).all()
 
 
 @pytest.mark.parametrize("target", [0.0, 1.0, -0.1, 1.3])

@@ -20,7 +20,7 @@ module is the one place to replace when they do. :func:`dried_electrode` runs:
    (paper-size run, lift at 2 µm/µs under the drag: the highest top followed the plate 7 nm
    below it from 164.1 to 167.5 µm, plate pressure −0.5 to −4 kPa, until stopped by hand).
 3. **Hold.** The plate stops; a viscous drag F = −γ m v (and the same decay of the spins,
-   :class:`ViscousDrag`, LIGGGHTS ``fix viscous`` with γ ∝ m), γ = ``drag_rate`` (5 /µs), acts
+   ``DEMConfig.viscous_damping``, LIGGGHTS ``fix viscous`` with γ ∝ m), γ = ``drag_rate`` (5 /µs), acts
    until the kinetic energy fell below ``settle_fraction`` (2 %) of its peak during the press. It
    stands in for the solvent drag of a real drying (this stage is a stand-in anyway); for scale,
    Stokes drag 6πηr in NMP (η ≈ 1.7 mPa s) gives γ = 9η / (2 r² ρ) ≈ 10 /µs for a CBD sphere
@@ -119,12 +119,11 @@ from pathlib import Path
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-from jax import Array
 
 from twin.analysis.porosity import sphere_volume_in_slab
 from twin.io.case import Case, WallSpec, prepare
 from twin.io.lammps import write_sphere_data
-from twin.physics.dem import INERTIA_FACTOR
+from twin.physics.dem import INERTIA_FACTOR, DEMConfig
 from twin.physics.materials import Materials
 from twin.physics.neighbors import allocate_neighbors
 from twin.physics.simulate import simulate
@@ -143,25 +142,6 @@ TOP_DRIFT_UM = 0.005             # relaxed: the highest top moves less than this
 AM_RMS_VELOCITY_UM_US = 0.01     # relaxed: AM skeleton rms velocity below this
 DRAG_RATE_PER_US = 5.0           # viscous drag γ of the hold, lift and settling (1/µs)
 PROFILE_LAYERS = 5               # equal layers of the record's porosity profile
-
-
-class ViscousDrag(eqx.Module):
-    """Per-step control: every sphere's velocity and angular velocity decay as exp(−γ dt), the
-    exact solution over one step of m dv/dt = −γ m v (LIGGGHTS ``fix viscous`` with a drag
-    coefficient proportional to the mass, so γ is a rate in 1/µs). γ = 0 is the free dynamics
-    (one compiled function for both)."""
-
-    decay: Array
-
-    @classmethod
-    def of_rate(cls, rate, dt=DT_US) -> "ViscousDrag":
-        return cls(jnp.asarray(math.exp(-rate * dt)))
-
-    def __call__(self, state):
-        s = state.spheres
-        decay = self.decay.astype(s.velocity.dtype)
-        return eqx.tree_at(lambda st: (st.spheres.velocity, st.spheres.angular_velocity), state,
-                           (s.velocity * decay, s.angular_velocity * decay))
 
 
 class ParticleEscaped(RuntimeError):
@@ -336,9 +316,11 @@ class _Press:
     def chunk(self, phase, cycle, plate_velocity, drag_rate=0.0) -> DryingProgress:
         state = eqx.tree_at(lambda st: st.walls.velocity_z, self.state,
                             self.state.walls.velocity_z.at[1].set(plate_velocity))
-        result = simulate(state, self.materials, self.box, self.spec, self.config,
+        config = DEMConfig(self.config.dt, self.config.cohesion, self.config.contact_precision,
+                           viscous_damping=drag_rate)
+        result = simulate(state, self.materials, self.box, self.spec, config,
                           self.chunk_steps, RECORD_EVERY, record_particles=False,
-                          chunk_steps=self.chunk_steps, control=ViscousDrag.of_rate(drag_rate))
+                          chunk_steps=self.chunk_steps)
         self.dem_seconds += result.wall_seconds
         self.state, self.spec = result.state, result.spec
         self._check_inside()
@@ -389,7 +371,7 @@ def dried_electrode(path=None, lateral_um=PAPER_LATERAL_UM, target_porosity=PAPE
       loose_solid_fraction: solid fraction of the affine start, below 1 − target_porosity.
       plate_speed: µm/µs (= m/s) of the plate, down while pressing and up while lifting.
       drag_rate: γ (1/µs) of the viscous drag F = −γ m v (and the same decay of the spin) during
-        the hold, lift and settling (:class:`ViscousDrag`); 0 leaves those phases undamped. The
+        the hold, lift and settling (``DEMConfig.viscous_damping``); 0 leaves those phases undamped. The
         final relaxation is always undamped.
       tolerance: accepted |porosity − target|; the press target is corrected for the springback
         measured in a cycle whenever the miss exceeds tolerance / 2, up to ``max_cycles`` cycles.

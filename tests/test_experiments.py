@@ -1,0 +1,23 @@
+"""Helpers of the experiment scripts (the scripts themselves run for minutes to hours)."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pressure_for_a_porosity_interpolates_in_log_pressure():
+    fig2b = load("fig2b_porosity_pressure")
+    pressures, porosities = np.array([10.0, 100.0]), np.array([0.35, 0.25])
+    assert fig2b.pressure_for(0.30, pressures, porosities) == pytest.approx(np.sqrt(1000.0))
+    assert np.isnan(fig2b.pressure_for(0.20, pressures, porosities))   # not bracketed
