@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 from pathlib import Path
@@ -65,12 +64,6 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m calibrate", description=__doc__)
-    _add_fit(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        args.handler(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"calibrate {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    """``python -m calibrate ...`` is ``twin calibrate ...`` (one error handling for both)."""
+    from twin.cli import main as twin_main
+    return twin_main(["calibrate", *(sys.argv[1:] if argv is None else argv)])
