@@ -77,7 +77,8 @@ def _reallocate(state: DEMState, box: Box, spec: NeighborSpec):
     s = state.spheres
     position, radius = np.asarray(s.position), np.asarray(s.radius)
     walls = dict(wall_z=np.asarray(state.walls.z), wall_normal_z=np.asarray(state.walls.normal_z))
-    needed, _ = allocate_neighbors(position, radius, box, spec.skin, growth=1.5, **walls)
+    needed, _ = allocate_neighbors(position, radius, box, spec.skin, growth=1.5, pair_growth=1.5,
+                                   **walls)
     new_spec, pair_list = allocate_neighbors(
         position, radius, box, spec.skin,
         candidate_capacity=max(needed.candidate_capacity, 2 * spec.candidate_capacity),
