@@ -92,6 +92,8 @@ def test_recovered_thickness_definition():
     rising = np.array([False, False, False, True, True, True, True])
     assert recovered_thickness(plate_z, force, rising, 0.1) == 3.5
     assert recovered_thickness(plate_z, force, rising, 1e-300) == 4.5
+    # released within one record: no measurable recovery, the turning position
+    assert recovered_thickness(plate_z, force, rising, 20.0) == 3.0
 
 
 def test_unreachable_pressure_is_a_clear_error(electrode):

@@ -163,9 +163,11 @@ def calender_case(electrode: Electrode, protocol: PlateProtocol,
 
 
 def recovered_thickness(plate_z, force, rising, threshold):
-    """Highest plate position during the rise with force ≥ threshold (nan if none)."""
+    """Highest plate position during the rise with force ≥ threshold. If no rising record carries
+    it (the electrode let go of the plate within one record interval: recovery below the record
+    resolution v · record_every · dt), the turning position, the lowest plate position."""
     carrying = rising & (force >= threshold)
-    return float(np.max(plate_z[carrying])) if np.any(carrying) else float("nan")
+    return float(np.max(plate_z[carrying])) if np.any(carrying) else float(np.min(plate_z))
 
 
 def calender(electrode: Electrode, protocol: CalenderProtocol, materials: Materials | None = None,
@@ -314,8 +316,6 @@ def _result(electrode, protocol, run: PlateRun) -> CalenderResult:
     phases = np.where(electrode.is_am, 1, 2)
 
     def porosity(top_z):
-        if not np.isfinite(top_z):
-            return float("nan")
         return float(porosity_particles(position, electrode.radius, phases, lo, hi,
                                         (floor, top_z)).porosity)
 
