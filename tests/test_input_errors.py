@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from helpers import lattice_gas, pressed_column
-from twin.io.case import WallSpec, prepare
+from twin.io.case import prepare
 from twin.io.lammps import read_sphere_data
 from twin.physics.simulate import SimulationDiverged, simulate
 
