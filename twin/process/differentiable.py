@@ -58,7 +58,7 @@ from twin.process.pack import Electrode
 CAPACITY_MARGIN = 1.3
 # Checkpoints per segment of the online-checkpointed scan: 4 keeps the backward pass under 4× the
 # forward pass's memory (measured by tests/test_differentiable.py), at a recomputation cost of
-# r forward passes with binom(4 + r, 4) ≥ steps (r ≈ 10 for 2000 steps).
+# r forward passes with binom(4 + r, 4) ≥ steps (r = 13 for 2000 steps).
 DEFAULT_CHECKPOINTS = 4
 
 
