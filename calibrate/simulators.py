@@ -122,12 +122,10 @@ def hertz_sphere_on_plate(settings: dict, config_dir: Path | None = None) -> Sim
 def _plate_case(kind: str, settings: dict, config_dir: Path):
     """The electrode, protocol and base materials of a ``twin calender``/``twin indent`` case."""
     from twin.io.calender_folder import load_calender_case
-    from twin.process.materials import table2_materials
-    if "case" not in settings:
+    if settings.get("case") is None:
         raise ValueError(f"[simulation] kind {kind!r} needs case = \"<{kind} case file>\"")
-    case = load_calender_case(Path(config_dir) / settings["case"],
-                              "indent" if kind == "indent" else "calender")
-    return case.electrode(), case.protocol, table2_materials(case.mixing)
+    case = load_calender_case(Path(config_dir) / settings["case"], kind)
+    return case.electrode(), case.protocol, case.materials()
 
 
 @register("calender")

@@ -179,3 +179,5 @@ def test_calibrate_builds_the_porosity_pressure_simulator_from_a_case_file(tmp_p
     assert abs(float(porosity[0]) - float(expected[0])) <= 0.01
     with pytest.raises(ValueError, match="pressures_MPa"):
         make_simulator({"kind": "calender", "case": "case.toml", "pressures_MPa": []}, tmp_path)
+    with pytest.raises(ValueError, match="needs case"):
+        make_simulator({"kind": "calender", "pressures_MPa": [20.0]}, tmp_path)

@@ -36,7 +36,6 @@ replay itself (tests/test_differentiable.py).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import equinox as eqx
@@ -62,26 +61,19 @@ CAPACITY_MARGIN = 1.3
 DEFAULT_CHECKPOINTS = 4
 
 
-@dataclasses.dataclass(frozen=True)
-class PlateSegment:
-    """``steps`` steps with the plate at ``velocity`` µm/µs (static)."""
-
-    steps: int
-    velocity: float
-
-
-def _run_segment(state: DEMState, table, box, spec: NeighborSpec, config, segment: PlateSegment,
-                 plate: int, checkpoints):
-    """Advance one segment; return the state and the per-step plate height and force (µm, 1e-9 N).
-    Online-checkpointed in reverse mode (see the module docstring)."""
+def _run_segment(state: DEMState, table, box, spec: NeighborSpec, config, steps: int,
+                 velocity: float, plate: int, checkpoints):
+    """Advance ``steps`` (static) with the plate at ``velocity`` µm/µs; return the state and the
+    per-step plate height and force (µm, 1e-9 N). Online-checkpointed in reverse mode (see the
+    module docstring)."""
     state = eqx.tree_at(lambda s: s.walls.velocity_z, state,
-                        state.walls.velocity_z.at[plate].set(segment.velocity))
+                        state.walls.velocity_z.at[plate].set(velocity))
 
     def advance(current, _):
         current = step(current, table, box, spec, config)
         return current, (current.walls.z[plate], current.wall_force[plate, 2])
 
-    return eqxi.scan(advance, state, None, length=segment.steps, kind="checkpointed",
+    return eqxi.scan(advance, state, None, length=steps, kind="checkpointed",
                      checkpoints=checkpoints)
 
 
@@ -152,9 +144,8 @@ class PlateReplay:
                              self.config)
 
     def segment(self, state, table, steps, velocity):
-        return _run_segment(state, table, self.box, self.spec, self.config,
-                            PlateSegment(int(steps), float(velocity)), self.plate,
-                            self.checkpoints)
+        return _run_segment(state, table, self.box, self.spec, self.config, int(steps),
+                            float(velocity), self.plate, self.checkpoints)
 
     @staticmethod
     def checked(values, state):
@@ -206,12 +197,12 @@ class CalenderReplay(PlateReplay):
             branch, (plate_z, force) = self.segment(branch, table, unload, v)
             top = threshold_crossing(plate_z[every - 1::every], force[every - 1::every],
                                      self.protocol.release_fraction * target)
+            top = self.checked(top, branch)   # every output depends on it: the check survives
             solid = jnp.sum(sphere_volume_in_slab(branch.spheres.position[:, 2],
                                                   self.unexpanded_radius, self.floor, top))
             porosity.append(1.0 - solid / (self.area * (top - self.floor)))
             thickness.append(top - self.floor)
             turn_force.append(force_now)
-            state = self.checked(state, branch)
         return CalenderOutcome(jnp.stack(porosity), jnp.stack(thickness), jnp.stack(turn_force))
 
 
