@@ -53,6 +53,19 @@ def pressure_for(porosity_target, pressures, porosities):
     return float("nan")
 
 
+def parse_settings(items) -> dict:
+    """``["AM.friction=0.3", ...]`` → ``{"AM.friction": 0.3}`` (names checked by calibrate)."""
+    values = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            values[name.strip()] = float(value)
+        except ValueError:
+            raise SystemExit(f"--set {item!r}: expected TYPE.PROPERTY=NUMBER, e.g. "
+                             "AM.friction=0.3") from None
+    return values
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--electrode", default=str(DEFAULT_ELECTRODE))
@@ -62,13 +75,18 @@ def main(argv=None):
     parser.add_argument("--damping", type=float, default=0.0, help="background drag γ (1/µs)")
     parser.add_argument("--am-expansion", type=float, default=1.0,
                         help="AM diameter factor before calendering (authors: 1.02, see above)")
+    parser.add_argument("--set", action="append", default=[], metavar="TYPE.PROPERTY=VALUE",
+                        help="replace one Table 2 value, e.g. AM.friction=0.3 (names as in "
+                             "calibrate: E_GPa, restitution, friction, ced_J_m3, poisson)")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "out" / "fig2b"))
     args = parser.parse_args(argv)
+    replaced = parse_settings(args.set)
 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from calibrate.parameters import materials_from_parameters, table2
     from twin.io.calender_folder import write_calender_folder
     from twin.process.calender import CalenderProtocol, calender_sweep
     from twin.process.pack import artistic_electrode
@@ -86,7 +104,9 @@ def main(argv=None):
         print(f"  {steps:>9d} steps  plate gap {gap_um:8.3f} µm  {pressure_mpa:8.3f} MPa  {phase}"
               f"  ({time.perf_counter() - start:.0f} s)", flush=True)
 
-    results = calender_sweep(electrode, args.pressures, protocol, progress=progress)
+    materials = materials_from_parameters(table2(), replaced, "artistic")
+    results = calender_sweep(electrode, args.pressures, protocol, materials=materials,
+                             progress=progress)
     for result in results:
         write_calender_folder(result, out / f"P{result.summary['target_pressure_MPa']:g}MPa",
                               notes={"electrode": str(args.electrode)})
@@ -101,6 +121,7 @@ def main(argv=None):
         "electrode": str(args.electrode), "particles": int(len(electrode.radius)),
         "initial_porosity": initial, "plate_speed_m_s": args.plate_speed,
         "viscous_damping_per_us": args.damping, "am_expansion": args.am_expansion,
+        "table2_replaced": replaced,
         "precision": "float64",
         "pressure_for_paper_porosity_MPa": {
             f"{p:.3f}": pressure_for(p, table[:, 0], table[:, 1]) for p in PAPER_POROSITIES},

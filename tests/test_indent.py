@@ -59,3 +59,39 @@ def test_bad_indent_protocol_is_refused():
                 dict(replicas=2.5)):
         with pytest.raises(ValueError):
             IndentProtocol(**bad).validate()
+
+
+def test_a_replication_that_does_not_fit_is_refused_with_the_estimate():
+    from twin.process.indent import BYTES_PER_SPHERE, check_replicas_fit
+    gib = 2**30
+    assert check_replicas_fit(10_000, 4, available_bytes=8 * gib) == BYTES_PER_SPHERE * 160_000
+    with pytest.raises(ValueError, match=r"replicas = 64 gives 40,960,000 spheres, estimated "
+                                         r"305 GiB .* use replicas ≤ 9"):
+        check_replicas_fit(10_000, 64, available_bytes=8 * gib)
+    with pytest.raises(ValueError, match="use a device with more memory"):
+        check_replicas_fit(10_000, 1, available_bytes=1e6)
+
+
+def test_indent_refuses_before_allocating(electrode, monkeypatch):
+    import twin.process.indent as indent_module
+    monkeypatch.setattr(indent_module, "available_memory_bytes", lambda device=None: 1e6)
+    with pytest.raises(ValueError, match="estimated"):
+        indent_module.indent(electrode, IndentProtocol(replicas=2))
+
+
+@pytest.mark.slow
+def test_bytes_per_sphere_bounds_the_compiled_run():
+    """The constant of the estimate against XLA's buffer assignment of one chunk (float64)."""
+    import equinox as eqx
+    from twin.physics.dem import run
+    from twin.process.calender import PlateRun
+    from twin.process.indent import BYTES_PER_SPHERE
+    tiled = replicate(mini_electrode(), 2)
+    plate = PlateRun(tiled, IndentProtocol(replicas=1))
+    compiled = eqx.filter_jit(run).lower(plate.state, plate.materials, plate.box, plate.spec,
+                                         plate.config, 20, 100, False,
+                                         control=plate.control()).compile().compiled
+    stats = compiled.memory_analysis()
+    measured = (stats.argument_size_in_bytes + stats.output_size_in_bytes
+                + stats.temp_size_in_bytes) / len(tiled.radius)
+    assert 0.25 * BYTES_PER_SPHERE < measured <= BYTES_PER_SPHERE

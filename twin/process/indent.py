@@ -14,8 +14,10 @@ force and displacement are each normalised by their maxima to compare with the e
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
+import jax
 import numpy as np
 
 from twin.physics.materials import Materials
@@ -24,6 +26,13 @@ from twin.process.calender import PlateProtocol, PlateRun
 from twin.process.pack import Electrode
 
 MICRO_FORCE_TO_MN = 1e-6
+# XLA buffers (arguments + outputs + peak temporaries, ``Compiled.memory_analysis``) of one jitted
+# chunk of a plate run, per sphere, float64 on CPU: 4140 B on the paper-size dried electrode (9859
+# spheres), 4131 B on its 2 × 2 replica (linear in the sphere count), 6263 B on the 2 × 2 replica
+# of the 14 µm test electrode (more neighbour-build candidates per sphere: it dominates the
+# temporaries). An upper bound over both; mixed float32 needs less.
+BYTES_PER_SPHERE = 8000
+USABLE_MEMORY_FRACTION = 0.8   # leave room for the host copies, records and the allocator
 
 
 @dataclass(kw_only=True)
@@ -54,6 +63,46 @@ class IndentResult:
     spec: object = None          # neighbour layout at the end of the run
 
 
+def available_memory_bytes(device=None) -> int:
+    """Free memory of ``device`` (default: JAX's first device): the accelerator's allocator
+    limit minus what is in use, or on CPU the host's ``MemAvailable`` (/proc/meminfo)."""
+    device = device if device is not None else jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_replicas_fit(n_spheres: int, replicas: int, available_bytes: int | None = None) -> int:
+    """Refuse, before anything is allocated, a replication whose run would not fit in memory.
+
+    Estimate: ``BYTES_PER_SPHERE`` × n_spheres × replicas² (measured, see the constant). Returns
+    the estimate in bytes; raises ValueError with the estimate and the largest replication that
+    fits when it exceeds ``USABLE_MEMORY_FRACTION`` of ``available_bytes`` (default: the device's
+    free memory).
+    """
+    available = available_memory_bytes() if available_bytes is None else available_bytes
+    spheres = n_spheres * replicas**2
+    estimate = BYTES_PER_SPHERE * spheres
+    usable = USABLE_MEMORY_FRACTION * available
+    if estimate > usable:
+        fits = math.isqrt(int(usable // (BYTES_PER_SPHERE * n_spheres)))
+        advice = f"use replicas ≤ {fits}" if fits >= 1 else "use a device with more memory"
+        raise ValueError(
+            f"indent protocol: replicas = {replicas} gives {spheres:,} spheres, estimated "
+            f"{estimate / 2**30:.3g} GiB ({BYTES_PER_SPHERE} B per sphere), more than "
+            f"{USABLE_MEMORY_FRACTION:.0%} of the {available / 2**30:.3g} GiB available on "
+            f"{jax.devices()[0].device_kind}: {advice}")
+    return estimate
+
+
 def replicate(electrode: Electrode, replicas: int) -> Electrode:
     """The electrode tiled ``replicas`` × ``replicas`` times in x and y (ids renumbered)."""
     lo, hi = np.asarray(electrode.box.lo, float), np.asarray(electrode.box.hi, float)
@@ -82,6 +131,7 @@ def indent(electrode: Electrode, protocol: IndentProtocol, materials: Materials 
            progress=None) -> IndentResult:
     """Run the indentation (see the module docstring). ``progress`` as for calendering."""
     protocol.validate()
+    check_replicas_fit(len(electrode.radius), int(protocol.replicas))
     tiled = replicate(electrode, int(protocol.replicas))
     run = PlateRun(tiled, protocol, materials)
     radius = np.asarray(run.case.radius)
