@@ -111,6 +111,8 @@ def test_bad_protocol_values_are_refused():
                 dict(target_pressure_mpa=10.0, am_expansion=0.9)):
         with pytest.raises(ValueError):
             CalenderProtocol(**bad).validate()
+    with pytest.raises(ValueError, match="inside the particles"):
+        CalenderProtocol(target_pressure_mpa=10.0, gap_um=-2.0).validate()
 
 
 def test_calender_command_writes_the_run_folder(tmp_path, electrode):

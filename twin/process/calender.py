@@ -69,8 +69,12 @@ class PlateProtocol:
     viscous_damping_per_us: float = 0.0
 
     def validate(self) -> None:
+        if not (np.isfinite(self.gap_um) and self.gap_um > 0):
+            raise ValueError(f"plate protocol: gap_um = {self.gap_um} would start the plate "
+                             "inside the particles (it starts gap_um above the highest sphere "
+                             "top): use a positive gap, e.g. 0.5")
         positive = {"plate_speed_um_us": self.plate_speed_um_us, "dt_us": self.dt_us,
-                    "clearance_um": self.clearance_um, "gap_um": self.gap_um}
+                    "clearance_um": self.clearance_um}
         for name, value in positive.items():
             if not np.isfinite(value) or value <= 0:
                 raise ValueError(f"plate protocol: {name} = {value} must be a positive number")
