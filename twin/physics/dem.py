@@ -10,14 +10,29 @@ Time integration is LIGGGHTS/LAMMPS ``fix nve/sphere`` (velocity Verlet, I = 2/5
     x(n+1) = x(n) + dt v(n+½)           (walls move by dt · v_wall)
     F(n+1), T(n+1) from x(n+1), v(n+½), ω(n+½)     (damping sees the half-step velocity)
     v(n+1) = v(n+½) + dt F(n+1) / 2m,  ω(n+1) = ω(n+½) + dt T(n+1) / 2I
+
+Several devices (``DEMConfig.mesh``, built by :func:`pair_mesh`): the pair phase — gathering
+the two spheres of every pair slot, the contact law and the scatter of the forces, ~3/4 of a step
+on one CPU core — is split over the devices with ``jax.shard_map``: each device takes a
+contiguous block of the pair slots together with their shear history (sharded along the slots),
+the particle data are replicated, and the per-device partial forces and torques are summed by one
+``psum`` of (N, 6) per step. Everything else (integration, walls, the neighbour build) runs
+replicated on every device, so no other data moves. The same code serves any mesh (1 device, the
+host CPU forced into several devices with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``,
+or GPUs); the results agree with the single-device path to round-off (the force sums are added in
+another order).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array, lax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from twin.physics import vector
 from twin.physics.cohesion import sphere_contact_area, wall_contact_area
@@ -80,12 +95,50 @@ class DEMConfig(eqx.Module):
     ``viscous_damping`` γ (1/µs) adds a background drag F = −γ m v, T = −γ I ω on every sphere
     (mass-proportional, like LIGGGHTS ``fix viscous`` with γ_i = γ m_i): a quasi-static relaxation
     device, not part of the contact law; 0 (the default) leaves the LIGGGHTS dynamics unchanged.
+
+    ``mesh`` (a :class:`jax.sharding.Mesh`, e.g. from :func:`pair_mesh`) splits the pair phase
+    over its devices (see the module docstring); ``None`` (the default) runs on one device.
     """
 
     dt: float = eqx.field(static=True)
     cohesion: str = eqx.field(static=True)
     contact_precision: str = eqx.field(static=True, default="float64")
     viscous_damping: float = eqx.field(static=True, default=0.0)
+    mesh: Mesh | None = eqx.field(static=True, default=None)
+
+
+def pair_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
+    """A one-axis mesh (axis ``"pairs"``) over ``devices``: a count of the first
+    ``jax.devices()``, or the devices themselves; ``None``: all of them.
+
+    On a CPU host, N devices exist only if ``XLA_FLAGS`` held
+    ``--xla_force_host_platform_device_count=N`` before JAX initialised.
+    """
+    available = jax.devices()
+    if devices is None:
+        devices = available
+    elif isinstance(devices, int):
+        if not 1 <= devices <= len(available):
+            hint = (" (on a CPU host set XLA_FLAGS=--xla_force_host_platform_device_count="
+                    f"{devices} before JAX initialises)" if available[0].platform == "cpu" else "")
+            raise ValueError(f"devices = {devices}: this process has {len(available)} "
+                             f"{available[0].platform} device(s); use 1..{len(available)}{hint}")
+        devices = available[:devices]
+    return Mesh(np.asarray(devices), ("pairs",))
+
+
+def _slot_axes(mesh: Mesh) -> PartitionSpec:
+    """The pair slots split over all axes of the mesh."""
+    return PartitionSpec(tuple(mesh.axis_names))
+
+
+def state_shardings(state: DEMState, mesh: Mesh):
+    """Where the sharded step keeps a state: the pair shear history split along the slots like
+    the pair work, everything else replicated (a pytree of shardings matching ``state``)."""
+    replicated = NamedSharding(mesh, PartitionSpec())
+    shardings = jax.tree_util.tree_map(lambda _: replicated, state)
+    return eqx.tree_at(lambda st: st.pair_shear, shardings,
+                       NamedSharding(mesh, _slot_axes(mesh)))
 
 
 def _cast(dtype, *arrays):
@@ -97,12 +150,14 @@ def _pair_constants(table: PairTable, t_i, t_j):
             table.friction[t_i, t_j], table.cohesion_energy_density[t_i, t_j])
 
 
-def _pair_forces(spheres: Spheres, pair_list: PairList, shear, table: PairTable, box: Box,
-                 cohesion: str, dt: float):
+def _slot_forces(spheres: Spheres, pairs, shear, table: PairTable, box: Box, cohesion: str,
+                 dt: float):
+    """Force and torque (N, 6) on every sphere from the pair slots ``pairs`` (K, 2), and their
+    new shear history (K, 3)."""
     n = spheres.count
-    valid = pair_list.pairs[:, 0] < n
-    i = jnp.where(valid, pair_list.pairs[:, 0], 0)
-    j = jnp.where(valid, pair_list.pairs[:, 1], 0)
+    valid = pairs[:, 0] < n
+    i = jnp.where(valid, pairs[:, 0], 0)
+    j = jnp.where(valid, pairs[:, 1], 0)
     # One gather per side of [x, v, ω, r, m] and one scatter of [F, T] for both sides: on CPU this
     # is ~20 % faster than gathering and scattering each quantity separately.
     packed = jnp.concatenate([spheres.position, spheres.velocity, spheres.angular_velocity,
@@ -129,6 +184,36 @@ def _pair_forces(spheres: Spheres, pair_list: PairList, shear, table: PairTable,
     on_j = jnp.concatenate([-force, -lever_j[:, None] * moment], axis=1)
     total = jnp.zeros((n, 6), force.dtype).at[jnp.concatenate([i, j])].add(
         jnp.concatenate([on_i, on_j]))
+    return total, new_shear
+
+
+def _pair_forces(spheres: Spheres, pair_list: PairList, shear, table: PairTable, box: Box,
+                 config: DEMConfig):
+    """Force and torque from all pairs, and the new shear history: on one device, or with the
+    slots split over ``config.mesh`` and the partial forces summed across it (one psum)."""
+    def slot_forces(spheres, pairs, shear, table, box):
+        return _slot_forces(spheres, pairs, shear, table, box, config.cohesion, config.dt)
+
+    mesh = config.mesh
+    if mesh is None:
+        total, new_shear = slot_forces(spheres, pair_list.pairs, shear, table, box)
+    else:
+        capacity = pair_list.pairs.shape[0]
+        if capacity % mesh.size:
+            raise ValueError(
+                f"pair capacity {capacity} does not split evenly over the {mesh.size} devices "
+                "of DEMConfig.mesh: pad the list with twin.physics.simulate.fit_pairs_to_mesh "
+                "(simulate() does it) or allocate a multiple of the device count")
+        slots = _slot_axes(mesh)
+
+        def per_device(spheres, pairs, shear, table, box):
+            total, new_shear = slot_forces(spheres, pairs, shear, table, box)
+            return lax.psum(total, mesh.axis_names), new_shear
+
+        replicated = PartitionSpec()
+        total, new_shear = jax.shard_map(
+            per_device, mesh=mesh, in_specs=(replicated, slots, slots, replicated, replicated),
+            out_specs=(replicated, slots))(spheres, pair_list.pairs, shear, table, box)
     return total[:, :3], total[:, 3:], new_shear
 
 
@@ -171,7 +256,7 @@ def contact_forces(state: DEMState, table: PairTable, box: Box, config: DEMConfi
     """Total force and torque on each sphere, updated histories, and the force on each wall."""
     s = state.spheres
     pair_force, pair_torque, pair_shear = _pair_forces(s, state.neighbors, state.pair_shear,
-                                                       table, box, config.cohesion, config.dt)
+                                                       table, box, config)
     wall_force_on_spheres, wall_torque, wall_shear, force_on_walls = _wall_forces(
         s, state.walls, state.neighbors.wall_particles, state.wall_shear, table, config.cohesion,
         config.dt)
@@ -183,7 +268,7 @@ def setup_forces(state: DEMState, materials: Materials, box: Box, config: DEMCon
     """Forces, torques and wall forces of the current state without advancing any shear history
     (LAMMPS/LIGGGHTS ``setup``: a tangential force is then only the damping term -γ_t v_t)."""
     frozen_history = DEMConfig(0.0, config.cohesion, config.contact_precision,
-                               config.viscous_damping)
+                               config.viscous_damping, config.mesh)
     force, torque, _, _, wall_force = contact_forces(state, pair_table(materials), box,
                                                      frozen_history)
     return force, torque, wall_force
@@ -283,6 +368,10 @@ def run(state: DEMState, materials: Materials, box: Box, spec: NeighborSpec, con
     memory grows with ``n_records`` rather than with the number of steps. ``control`` is an
     optional protocol (an ``eqx.Module`` mapping state -> state, e.g. setting wall velocities
     from the wall forces) applied before every step.
+
+    With ``config.mesh`` the pair phase of every step is split over the mesh's devices (see the
+    module docstring) and the returned state is laid out as :func:`state_shardings` says, so
+    that consecutive chunks compile once.
     """
     table = pair_table(materials)
 
@@ -297,4 +386,7 @@ def run(state: DEMState, materials: Materials, box: Box, spec: NeighborSpec, con
 
     if checkpoint:
         block = jax.checkpoint(block)
-    return lax.scan(block, state, None, length=n_records)
+    state, records = lax.scan(block, state, None, length=n_records)
+    if config.mesh is not None:
+        state = lax.with_sharding_constraint(state, state_shardings(state, config.mesh))
+    return state, records

@@ -7,18 +7,25 @@
   driver replays the chunk up to the step before and raises :class:`SimulationDiverged` naming the
   step and particle and carrying that last good state.
 * Time step: :func:`check_time_step` refuses dt above a fraction of the Rayleigh time.
+* Several devices (``config.mesh``): the pair list is padded to a multiple of the device count
+  (:func:`fit_pairs_to_mesh`) and the state laid out on the mesh before the first chunk and
+  after every re-allocation.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from dataclasses import dataclass
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
-from twin.physics.dem import DEMConfig, DEMState, Record, run
+from twin.physics.dem import DEMConfig, DEMState, Record, run, state_shardings
 from twin.physics.materials import Materials, rayleigh_time
 from twin.physics.neighbors import NeighborSpec, allocate_neighbors, carry_shear_history
 from twin.physics.space import Box
@@ -71,6 +78,25 @@ class RunResult:
 _run_chunk = eqx.filter_jit(run)
 
 
+def fit_pairs_to_mesh(state: DEMState, spec: NeighborSpec,
+                      mesh: Mesh) -> tuple[NeighborSpec, DEMState]:
+    """Pad the pair list and its shear history with empty slots (pair (N, N), zero history) up
+    to a multiple of the mesh's device count, so that the slots split evenly; the pairs and
+    their order are unchanged (empty slots sort last). Returns the state on the mesh."""
+    capacity = spec.pair_capacity
+    padded = math.ceil(capacity / mesh.size) * mesh.size
+    if padded != capacity:
+        n, extra = state.spheres.count, padded - capacity
+        pairs = state.neighbors.pairs
+        state = eqx.tree_at(
+            lambda st: (st.neighbors.pairs, st.pair_shear), state,
+            (jnp.concatenate([pairs, jnp.full((extra, 2), n, pairs.dtype)]),
+             jnp.concatenate([state.pair_shear,
+                              jnp.zeros((extra, 3), state.pair_shear.dtype)])))
+        spec = dataclasses.replace(spec, pair_capacity=padded)
+    return spec, jax.device_put(state, state_shardings(state, mesh))
+
+
 def _reallocate(state: DEMState, box: Box, spec: NeighborSpec):
     """A layout with room for the current counts (and at least twice the old capacities), the
     list rebuilt from ``state``; shear history carried by pair identity."""
@@ -97,10 +123,15 @@ def simulate(state: DEMState, materials: Materials, box: Box, spec: NeighborSpec
 
     ``progress`` is an optional callable ``(steps_done, n_steps, state)`` called after each chunk;
     ``control`` an optional protocol applied before every step (see :func:`twin.physics.dem.run`).
+    With ``config.mesh`` the pair phase runs split over the mesh's devices (the returned spec
+    then has the padded pair capacity, see :func:`fit_pairs_to_mesh`).
     """
     if n_steps % record_every:
         raise ValueError(f"steps = {n_steps} must be a multiple of the record interval "
                          f"{record_every}")
+    mesh = config.mesh
+    if mesh is not None:
+        spec, state = fit_pairs_to_mesh(state, spec, mesh)
     records_per_chunk = max(1, (chunk_steps or DEFAULT_CHUNK_STEPS) // record_every)
     records, reallocations, done = [], 0, 0
     start = time.perf_counter()
@@ -110,6 +141,8 @@ def simulate(state: DEMState, materials: Materials, box: Box, spec: NeighborSpec
                                               record_every, record_particles, control=control)
         if bool(new_state.neighbors.overflow):
             spec, state = _reallocate(state, box, spec)
+            if mesh is not None:
+                spec, state = fit_pairs_to_mesh(state, spec, mesh)
             reallocations += 1
             continue
         bad_step = int(new_state.bad_step)
