@@ -3,7 +3,8 @@
 Coordinates: the *relative* change of each free physical parameter, z_k = ln(x_k / x̂_k), so that
 moduli in GPa, CED in J/m³ and friction compare on one scale (a component of an eigenvector is a
 relative change; a standard error σ_z is a relative error). The Jacobian J = ∂r/∂z of the
-normalised residuals (:mod:`calibrate.loss`) comes from ``jax.jacfwd`` at z = 0, and
+normalised residuals (:mod:`calibrate.loss`) comes from ``jax.jacfwd`` at z = 0 (``jax.jacrev``
+for a simulator with ``forward_mode = False``, :mod:`calibrate.simulators`), and
 
     F = Jᵀ J / σ²,   σ² = Σ r² / (m − p)   (residual variance, m residuals, p free parameters)
 
@@ -103,8 +104,9 @@ def identifiability(objective: Objective, theta, sigma2: float | None = None,
                                                 **{n: scaled[k] for k, n in enumerate(names)}})
 
     z0 = jnp.zeros(len(names), dtype=x_opt.dtype)
+    jacobian_of = jax.jacfwd if getattr(objective.simulator, "forward_mode", True) else jax.jacrev
     r, jacobian = (np.asarray(a) for a in
-                   objective.jit(lambda z: (residuals(z), jax.jacfwd(residuals)(z)))(z0))
+                   objective.jit(lambda z: (residuals(z), jacobian_of(residuals)(z)))(z0))
     m, p = jacobian.shape
     dof = max(m - p, 1)
     if sigma2 is None:

@@ -18,13 +18,19 @@ multi-starts one after another, and refuses L-BFGS (its line search traces the l
 must still go through an eager ``jax.grad``: ``bool`` of a comparison may drive a branch, but
 ``float()`` or ``np.asarray`` of a parameter-dependent value may not.
 
+A simulator that reverse mode differentiates but forward mode cannot (the DEM replays: their
+online-checkpointed scan is a ``custom_vjp``) sets ``simulate.forward_mode = False``; the
+identifiability analysis then builds its Jacobian with ``jax.jacrev`` instead of ``jax.jacfwd``.
+
 Built in: ``"hertz_sphere_on_plate"`` (:func:`hertz_sphere_on_plate`), ``"calender"`` and
 ``"indent"`` (DEM plate runs replayed differentiably from a ``twin calender``/``twin indent`` case
-file).
+file), and ``"combined"`` (the curves of several simulators, e.g. porosity–pressure and
+indentation of one electrode, fitted together).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -119,6 +125,47 @@ def hertz_sphere_on_plate(settings: dict, config_dir: Path | None = None) -> Sim
     return simulate
 
 
+# Replay settings (twin.process.differentiable). checkpoints: of the online-checkpointed scan;
+# "all" stores every step (one forward sweep, then the backward pass; memory grows with the
+# steps), an integer c stores c states and recomputes the rest (about r extra sweeps with
+# binom(c + r, c) >= steps); None: the replay's default (DEFAULT_CHECKPOINTS, memory-lean).
+# capacity_margin: neighbour capacities of the replay over those of the forward run at the case's
+# materials; a fit that starts far from them (e.g. 50 % off) needs more than the default
+# CAPACITY_MARGIN (1.3), else the replay stops with a neighbour-list overflow.
+REPLAY_SETTINGS = {"checkpoints": None, "capacity_margin": None}
+
+
+def _margin(kind: str, margin):
+    if margin is None or (not isinstance(margin, bool) and isinstance(margin, (int, float))
+                          and margin >= 1.0):
+        return margin
+    raise ValueError(f"[simulation] kind {kind!r}: capacity_margin = {margin!r}; give a number "
+                     ">= 1 (e.g. 2.0)")
+
+
+@contextlib.contextmanager
+def _capacity_margin(margin):
+    """``CAPACITY_MARGIN`` of twin.process.differentiable set to ``margin`` while a replay is
+    built (the replays read it only then); None keeps the default."""
+    from twin.process import differentiable
+    default = differentiable.CAPACITY_MARGIN
+    differentiable.CAPACITY_MARGIN = default if margin is None else float(margin)
+    try:
+        yield
+    finally:
+        differentiable.CAPACITY_MARGIN = default
+
+
+def _checkpoints(kind: str, value):
+    from twin.process.differentiable import DEFAULT_CHECKPOINTS
+    if value is None:
+        return DEFAULT_CHECKPOINTS
+    if value == "all" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ValueError(f"[simulation] kind {kind!r}: checkpoints = {value!r}; give a positive "
+                     "integer or \"all\"")
+
+
 def _plate_case(kind: str, settings: dict, config_dir: Path):
     """The electrode, protocol and base materials of a ``twin calender``/``twin indent`` case."""
     from twin.io.calender_folder import load_calender_case
@@ -134,22 +181,27 @@ def calender_porosity_pressure(settings: dict, config_dir: Path) -> Simulator:
     differentiably (:class:`twin.process.differentiable.CalenderReplay`; the forward sweep that
     fixes the turn steps runs once, here, with the case's Table 2 materials).
 
-    Settings: ``case`` (path, relative to the config), ``pressures_MPa`` (list), ``curve``.
+    Settings: ``case`` (path, relative to the config), ``pressures_MPa`` (list), ``curve``,
+    ``checkpoints`` and ``capacity_margin`` (see ``REPLAY_SETTINGS``).
     Curve: x = target pressure (MPa), y = porosity after recovery (fraction).
     """
     from twin.process.differentiable import CalenderReplay
     s = check_settings("calender", settings, {"case": None, "pressures_MPa": None,
-                                              "curve": "porosity_pressure"})
+                                              "curve": "porosity_pressure", **REPLAY_SETTINGS})
     pressures = np.sort(np.asarray(s["pressures_MPa"] or [], float))
     if pressures.size == 0 or np.any(pressures <= 0) or np.any(np.diff(pressures) <= 0):
         raise ValueError(f"[simulation] pressures_MPa = {s['pressures_MPa']}: give distinct "
                          "positive target pressures")
+    checkpoints = _checkpoints("calender", s["checkpoints"])
+    margin = _margin("calender", s["capacity_margin"])
     electrode, protocol, materials = _plate_case("calender", s, config_dir)
-    replay = CalenderReplay(electrode, pressures, protocol, materials)
+    with _capacity_margin(margin):
+        replay = CalenderReplay(electrode, pressures, protocol, materials, checkpoints)
 
     def simulate(materials: Materials) -> Curves:
         return {s["curve"]: (replay.pressures_mpa, replay.replay(materials).porosity)}
 
+    simulate.forward_mode = False
     return simulate
 
 
@@ -158,13 +210,18 @@ def indentation_curve(settings: dict, config_dir: Path) -> Simulator:
     """The normalised load–displacement curve of an indentation case (``twin indent`` case
     file), replayed differentiably (:class:`twin.process.differentiable.IndentReplay`).
 
-    Settings: ``case``, ``curve`` (name prefix). Curves ``<curve>_loading`` and
-    ``<curve>_unloading``: x = displacement / its maximum (increasing), y = force / its maximum.
+    Settings: ``case``, ``curve`` (name prefix), ``checkpoints``, ``capacity_margin``. Curves
+    ``<curve>_loading`` and ``<curve>_unloading``: x = displacement / its maximum (increasing),
+    y = force / its maximum.
     """
     from twin.process.differentiable import IndentReplay
-    s = check_settings("indent", settings, {"case": None, "curve": "indentation"})
+    s = check_settings("indent", settings, {"case": None, "curve": "indentation",
+                                            **REPLAY_SETTINGS})
+    checkpoints = _checkpoints("indent", s["checkpoints"])
+    margin = _margin("indent", s["capacity_margin"])
     electrode, protocol, materials = _plate_case("indent", s, config_dir)
-    replay = IndentReplay(electrode, protocol, materials)
+    with _capacity_margin(margin):
+        replay = IndentReplay(electrode, protocol, materials, checkpoints)
     x = replay.displacement_um / replay.displacement_um.max()
     peak = int(np.argmax(x))
 
@@ -173,4 +230,52 @@ def indentation_curve(settings: dict, config_dir: Path) -> Simulator:
         return {f"{s['curve']}_loading": (x[:peak + 1], y[:peak + 1]),
                 f"{s['curve']}_unloading": (x[peak:][::-1], y[peak:][::-1])}
 
+    simulate.forward_mode = False
+    return simulate
+
+
+@register("combined")
+def combined(settings: dict, config_dir: Path) -> Simulator:
+    """The curves of several simulators together, e.g. the porosity–pressure curve and the
+    indentation curve of one electrode, so that one fit matches both (as the paper's hand
+    calibration did)::
+
+        [simulation]
+        kind = "combined"
+        [[simulation.parts]]
+        kind = "calender"
+        case = "calender_case.toml"
+        pressures_MPa = [10.0, 20.0]
+        [[simulation.parts]]
+        kind = "indent"
+        case = "indent_case.toml"
+
+    Each part is a ``[simulation]`` table of its own; two parts may not produce the same curve
+    name (give one a different ``curve``). Traceable and forward-differentiable only if every part
+    is.
+    """
+    s = check_settings("combined", settings, {"parts": None})
+    parts = s["parts"]
+    if not isinstance(parts, list) or len(parts) < 2 or not all(isinstance(p, dict)
+                                                                 for p in parts):
+        raise ValueError("[simulation] kind \"combined\" needs two or more [[simulation.parts]] "
+                         "tables, each with its own kind")
+    if any(p.get("kind") == "combined" for p in parts):
+        raise ValueError("[simulation] a combined part cannot itself be \"combined\": list its "
+                         "parts directly")
+    simulators = [make_simulator(part, config_dir) for part in parts]
+
+    def simulate(materials: Materials) -> Curves:
+        curves = {}
+        for part, simulator in zip(parts, simulators):
+            produced = simulator(materials)
+            twice = sorted(set(produced) & set(curves))
+            if twice:
+                raise ValueError(f"[simulation] combined parts produce the curves {twice} twice "
+                                 f"(again in the {part['kind']!r} part): set a distinct 'curve'")
+            curves.update(produced)
+        return curves
+
+    simulate.traceable = all(getattr(f, "traceable", True) for f in simulators)
+    simulate.forward_mode = all(getattr(f, "forward_mode", True) for f in simulators)
     return simulate

@@ -1,0 +1,164 @@
+"""Gradient-based against derivative-free calibration on the same problem and budget (issue #5
+item 2): how many simulations each needs to reach the loss of the gradient fit.
+
+For a calibration config (default: the DEM twin experiment, calibrate/examples/dem_twin.toml),
+from the config's start, in the unconstrained coordinates θ of calibrate.parameters:
+
+* **gradient**: the config's optimiser (L-BFGS or Adam) for its iteration budget; it reaches the
+  loss L* after E value-and-gradient evaluations. One value-and-gradient costs c forward
+  simulations, c = t(value and gradient) / t(loss), both measured here after compilation (the
+  reverse pass re-runs or stores the trajectory, so c > 1); its cost is c·E simulations.
+* **Nelder–Mead** (scipy.optimize.minimize, adaptive simplex) and **CMA-ES** (the ``cma``
+  package, σ0 = ``--sigma`` in θ), each with at most ``--budget`` loss evaluations;
+* the number of simulations each needed until its best loss was ≤ L* (or ``--target``), and the
+  ratio to the gradient method's c·E ("> budget" if never).
+
+    python benchmarks/calibration.py                                  # DEM twin (slow: hours)
+    python benchmarks/calibration.py --config calibrate/examples/hertz_twin.toml --budget 2000
+
+Float64. Prints one line per method and the ratios; writes ``--out`` (JSON).
+Needs ``cma`` (a benchmark dependency, not a runtime one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+class CountingLoss:
+    """The loss as a numpy function of θ that records every evaluation (value and best so far)."""
+
+    def __init__(self, objective):
+        self.loss = objective.loss_jit
+        self.values = []
+
+    def __call__(self, theta) -> float:
+        value = float(self.loss(np.asarray(theta, dtype=float)))
+        self.values.append(value if np.isfinite(value) else np.inf)
+        return self.values[-1]
+
+    def evaluations_to(self, target: float):
+        """Evaluations until the best loss was ≤ ``target`` (None: never)."""
+        reached = np.flatnonzero(np.minimum.accumulate(self.values) <= target)
+        return int(reached[0]) + 1 if reached.size else None
+
+
+def seconds_per_call(function, theta, repeats: int = 2) -> float:
+    import jax
+    jax.block_until_ready(function(theta))                 # compile
+    clock = time.perf_counter()
+    for _ in range(repeats):
+        jax.block_until_ready(function(theta))
+    return (time.perf_counter() - clock) / repeats
+
+
+def gradient_cost(objective, theta) -> dict:
+    """Seconds of a loss and of a value-and-gradient at ``theta``, and their ratio."""
+    import jax
+    loss = seconds_per_call(objective.loss_jit, theta)
+    both = seconds_per_call(jax.jit(jax.value_and_grad(objective.loss)), theta)
+    return {"loss_seconds": loss, "value_and_grad_seconds": both,
+            "forward_equivalents": both / loss}
+
+
+def run_gradient(objective, settings) -> dict:
+    from calibrate.fit import fit
+    result = fit(objective, settings)
+    losses = [row["loss"] for row in result.history] + [result.loss]
+    evaluations = [row["evaluations"] for row in result.history] + [result.evaluations]
+    return {"loss": result.loss, "iterations": result.iterations,
+            "evaluations": result.evaluations, "losses": losses,
+            "evaluations_at": evaluations}
+
+
+def run_nelder_mead(objective, theta0, budget: int) -> CountingLoss:
+    from scipy.optimize import minimize
+    counted = CountingLoss(objective)
+    minimize(counted, np.asarray(theta0), method="Nelder-Mead",
+             options={"maxfev": budget, "xatol": 1e-10, "fatol": 1e-30, "adaptive": True})
+    return counted
+
+
+def run_cma(objective, theta0, budget: int, sigma: float, seed: int) -> CountingLoss:
+    import cma
+    counted = CountingLoss(objective)
+    strategy = cma.CMAEvolutionStrategy(np.asarray(theta0), sigma,
+                                        {"maxfevals": budget, "seed": seed, "verbose": -9,
+                                         "tolfun": 0.0, "tolx": 1e-14})
+    while not strategy.stop():
+        candidates = strategy.ask()
+        strategy.tell(candidates, [counted(x) for x in candidates])
+    return counted
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(ROOT / "calibrate" / "examples" / "dem_twin.toml"))
+    parser.add_argument("--budget", type=int, default=500,
+                        help="loss evaluations for each derivative-free method")
+    parser.add_argument("--sigma", type=float, default=0.5, help="CMA-ES initial step in θ")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--target", type=float, default=None,
+                        help="loss to reach (default: the gradient fit's final loss)")
+    parser.add_argument("--methods", nargs="+", default=["nelder-mead", "cma-es"],
+                        choices=["nelder-mead", "cma-es"])
+    parser.add_argument("--out", default="benchmarks/out/calibration.json")
+    args = parser.parse_args(argv)
+
+    import twin  # noqa: F401  (float64)
+    from calibrate.config import load_config
+    from calibrate.run import objective_from_config
+
+    config = load_config(args.config)
+    objective = objective_from_config(config)
+    theta0 = objective.parameters.start_theta()
+    cost = gradient_cost(objective, theta0)
+    gradient = run_gradient(objective, config.optimizer)
+    target = gradient["loss"] if args.target is None else args.target
+    reached = [e for loss, e in zip(gradient["losses"], gradient["evaluations_at"])
+               if loss <= target]
+    gradient["simulations"] = (reached[0] if reached else gradient["evaluations"]) \
+        * cost["forward_equivalents"]
+    print(f"{config.optimizer.name}: loss {gradient['losses'][0]:.4e} -> {gradient['loss']:.4e} "
+          f"in {gradient['evaluations']} value-and-gradient evaluations × "
+          f"{cost['forward_equivalents']:.2f} forward equivalents = "
+          f"{gradient['simulations']:.0f} simulations (target loss {target:.4e})", flush=True)
+    methods = {}
+    for name in args.methods:
+        clock = time.perf_counter()
+        counted = run_nelder_mead(objective, theta0, args.budget) if name == "nelder-mead" \
+            else run_cma(objective, theta0, args.budget, args.sigma, args.seed)
+        needed = counted.evaluations_to(target)
+        ratio = None if needed is None else needed / gradient["simulations"]
+        methods[name] = {"evaluations": len(counted.values), "best_loss": min(counted.values),
+                         "simulations_to_target": needed, "ratio_to_gradient": ratio,
+                         "wall_seconds": time.perf_counter() - clock,
+                         "best_loss_history": np.minimum.accumulate(counted.values).tolist()}
+        if needed is None:
+            text = (f"not reached in {len(counted.values)} simulations (best "
+                    f"{min(counted.values):.4e}): ratio > "
+                    f"{len(counted.values) / gradient['simulations']:.1f}")
+        else:
+            text = f"{needed} simulations: ratio {ratio:.1f}"
+        print(f"{name}: {text}", flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"config": args.config, "precision": "float64",
+                               "machine": platform.processor() or platform.machine(),
+                               "cost": cost, "target_loss": target, "gradient": gradient,
+                               "budget": args.budget, "methods": methods}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
