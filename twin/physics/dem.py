@@ -21,6 +21,14 @@ replicated on every device, so no other data moves. The same code serves any mes
 host CPU forced into several devices with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``,
 or GPUs); the results agree with the single-device path to round-off (the force sums are added in
 another order).
+
+Where the speed comes from, on the 3945-sphere compaction (CPU time per step, float64, measured
+on the shared 2-core machine): the pair phase is ~1.1 of ~1.4 ms, the replicated rest ~0.27 ms
+(list builds included), the psum of (3945, 6) doubles ~0.02 ms per device. With a core per device
+a step costs about rest + pairs / devices + psum instead of rest + pairs. XLA's CPU runtime gives
+each device its own thread; the devices meet at the psum every step, so a device that loses its
+core to another process stalls the others: use one device per otherwise idle core (on a single
+core two devices are many times slower), and leave the default (no mesh) elsewhere.
 """
 
 from __future__ import annotations
