@@ -18,6 +18,19 @@ w.r.t. ln E_CBD grows from 0.39 to 17.4 µm rms in 2500 steps, friction 0.001) a
 smooth at any finite-difference scale; with it the tangent stays bounded (~0.6 µm). The drag
 also takes most of the inertia, hence most of the restitution's influence, out of the outcome.
 
+Status (measured 2026-11, float64, 2 shared cores): NOT yet a smooth problem. At the start point,
+jax.grad and central differences at steps 1e-2 and 1e-3 (in θ) disagree for all eight parameters
+(relative differences 0.12–1.8; the two FD steps disagree with each other as much). A 1-D scan
+shows why: both the porosity part and the indentation part of the loss are smooth between jumps
+(e.g. in θ(E_AM) the loss is flat to 1e-4 on [−0.01, 0] and on [0.0025, 0.01] but jumps from
+0.446 to 0.271 in between, both curves at once). Candidate causes, not yet separated: the plate
+force is an instantaneous sample (impact spikes at 5 m/s: the indentation is normalised by a
+spike, the recovered thickness is the last record above 1 % of the target force, which jumps
+when the unloading force is not monotone), and discrete events inside the DEM replay. The AM
+spheres (up to 4 µm) bridge this 4.4 µm electrode beyond ~4 MPa, so the porosity at 20–100 MPa
+varies by 0.06 pp only. The identifiability at the truth (σ² for 1 % noise) finds no direction
+below the 1e-8 threshold (eigenvalues 7.0 … 2.1e5); the weakest is almost pure AM friction.
+
 Usage::
 
     python experiments/calibration_twin_experiment.py --make-inputs    # data, cases, targets
