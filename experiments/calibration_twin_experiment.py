@@ -29,7 +29,12 @@ spike, the recovered thickness is the last record above 1 % of the target force,
 when the unloading force is not monotone), and discrete events inside the DEM replay. The AM
 spheres (up to 4 µm) bridge this 4.4 µm electrode beyond ~4 MPa, so the porosity at 20–100 MPa
 varies by 0.06 pp only. The identifiability at the truth (σ² for 1 % noise) finds no direction
-below the 1e-8 threshold (eigenvalues 7.0 … 2.1e5); the weakest is almost pure AM friction.
+below the 1e-8 threshold (eigenvalues 7.0 … 2.1e5); the weakest is almost pure AM friction
+(relative σ 37 % at 1 % noise; the others 6–12 %). L-BFGS from 50 % off: loss 0.446 → 0.0241 in
+29 iterations (73 value-and-gradient evaluations, one ≈ 8–9 loss evaluations), then no
+acceptable line-search step; no parameter within 5 % (E, CED of both phases all 70–92 % low
+together: the normalised indentation does not fix the force scale). Record:
+experiments/data/calibration_twin/twin_experiment_lbfgs.json.
 
 Usage::
 
