@@ -30,7 +30,6 @@ indentation of one electrode, fitted together).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -136,24 +135,13 @@ REPLAY_SETTINGS = {"checkpoints": None, "capacity_margin": None}
 
 
 def _margin(kind: str, margin):
-    if margin is None or (not isinstance(margin, bool) and isinstance(margin, (int, float))
-                          and margin >= 1.0):
-        return margin
+    from twin.process.differentiable import CAPACITY_MARGIN
+    if margin is None:
+        return CAPACITY_MARGIN
+    if not isinstance(margin, bool) and isinstance(margin, (int, float)) and margin >= 1.0:
+        return float(margin)
     raise ValueError(f"[simulation] kind {kind!r}: capacity_margin = {margin!r}; give a number "
                      ">= 1 (e.g. 2.0)")
-
-
-@contextlib.contextmanager
-def _capacity_margin(margin):
-    """``CAPACITY_MARGIN`` of twin.process.differentiable set to ``margin`` while a replay is
-    built (the replays read it only then); None keeps the default."""
-    from twin.process import differentiable
-    default = differentiable.CAPACITY_MARGIN
-    differentiable.CAPACITY_MARGIN = default if margin is None else float(margin)
-    try:
-        yield
-    finally:
-        differentiable.CAPACITY_MARGIN = default
 
 
 def _checkpoints(kind: str, value):
@@ -195,8 +183,8 @@ def calender_porosity_pressure(settings: dict, config_dir: Path) -> Simulator:
     checkpoints = _checkpoints("calender", s["checkpoints"])
     margin = _margin("calender", s["capacity_margin"])
     electrode, protocol, materials = _plate_case("calender", s, config_dir)
-    with _capacity_margin(margin):
-        replay = CalenderReplay(electrode, pressures, protocol, materials, checkpoints)
+    replay = CalenderReplay(electrode, pressures, protocol, materials, checkpoints,
+                            capacity_margin=margin)
 
     def simulate(materials: Materials) -> Curves:
         return {s["curve"]: (replay.pressures_mpa, replay.replay(materials).porosity)}
@@ -220,8 +208,7 @@ def indentation_curve(settings: dict, config_dir: Path) -> Simulator:
     checkpoints = _checkpoints("indent", s["checkpoints"])
     margin = _margin("indent", s["capacity_margin"])
     electrode, protocol, materials = _plate_case("indent", s, config_dir)
-    with _capacity_margin(margin):
-        replay = IndentReplay(electrode, protocol, materials, checkpoints)
+    replay = IndentReplay(electrode, protocol, materials, checkpoints, capacity_margin=margin)
     x = replay.displacement_um / replay.displacement_um.max()
     peak = int(np.argmax(x))
 

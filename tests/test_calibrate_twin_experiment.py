@@ -78,18 +78,15 @@ def test_bad_replay_settings_are_clear_errors_before_any_run(tmp_path, kind, key
         make_simulator(table, tmp_path)
 
 
-def test_capacity_margin_is_set_only_while_a_replay_is_built():
-    from calibrate.simulators import _capacity_margin
-    from twin.process import differentiable
-    default = differentiable.CAPACITY_MARGIN
-    with _capacity_margin(2.5):
-        assert differentiable.CAPACITY_MARGIN == 2.5
-    assert differentiable.CAPACITY_MARGIN == default
-    with pytest.raises(RuntimeError), _capacity_margin(3.0):
-        raise RuntimeError("a failing forward run")
-    assert differentiable.CAPACITY_MARGIN == default
-    with _capacity_margin(None):
-        assert differentiable.CAPACITY_MARGIN == default
+def test_capacity_margin_scales_the_replay_capacities():
+    from twin.physics.neighbors import NeighborSpec
+    from twin.process.differentiable import _capacities_with_margin
+    spec = NeighborSpec((), (), (1, 1, 1), candidate_capacity=1000, pair_capacity=300, skin=0.2,
+                        wall_capacity=40)
+    assert _capacities_with_margin(spec, 50, 2.5) == dict(
+        candidate_capacity=2500, pair_capacity=750, wall_capacity=50)   # walls: at most all spheres
+    with pytest.raises(ValueError, match="capacity_margin = 0.9"):
+        _capacities_with_margin(spec, 50, 0.9)
 
 
 def test_identifiability_uses_reverse_mode_for_a_simulator_without_forward_mode():

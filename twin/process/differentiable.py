@@ -113,20 +113,25 @@ def compiled_peak_bytes(function, *args) -> int:
             + stats.temp_size_in_bytes)
 
 
-def _capacities_with_margin(spec: NeighborSpec, particles: int) -> dict:
-    """A forward run's neighbour capacities with ``CAPACITY_MARGIN`` more room (a replay under
+def _capacities_with_margin(spec: NeighborSpec, particles: int, margin: float) -> dict:
+    """A forward run's neighbour capacities with ``margin`` × more room (a replay under
     perturbed parameters follows a slightly different path)."""
-    return dict(candidate_capacity=math.ceil(CAPACITY_MARGIN * spec.candidate_capacity),
-                pair_capacity=math.ceil(CAPACITY_MARGIN * spec.pair_capacity),
-                wall_capacity=min(math.ceil(CAPACITY_MARGIN * spec.wall_capacity), particles))
+    if not (np.isfinite(margin) and margin >= 1.0):
+        raise ValueError(f"capacity_margin = {margin} must be a number >= 1 (default "
+                         f"{CAPACITY_MARGIN}; a fit far from the forward run's materials may "
+                         "need 2 or more)")
+    return dict(candidate_capacity=math.ceil(margin * spec.candidate_capacity),
+                pair_capacity=math.ceil(margin * spec.pair_capacity),
+                wall_capacity=min(math.ceil(margin * spec.wall_capacity), particles))
 
 
 class PlateReplay:
     """The start of a plate run, replayed differentiably from any materials with the neighbour
-    layout of its forward run (``forward_spec``) plus a margin."""
+    layout of its forward run (``forward_spec``) plus ``capacity_margin`` (a factor ≥ 1)."""
 
     def __init__(self, electrode: Electrode, protocol, materials: Materials | None,
-                 forward_spec: NeighborSpec, checkpoints: int | None):
+                 forward_spec: NeighborSpec, checkpoints: int | None,
+                 capacity_margin: float = CAPACITY_MARGIN):
         run = PlateRun(electrode, protocol, materials)
         self.protocol, self.checkpoints, self.plate = protocol, checkpoints, run.plate
         self.start, self.box, self.config = run.state, run.box, run.config
@@ -136,7 +141,7 @@ class PlateReplay:
         self.spec, self.pair_list = allocate_neighbors(
             np.asarray(s.position), np.asarray(s.radius), self.box, forward_spec.skin,
             wall_z=np.asarray(walls.z), wall_normal_z=np.asarray(walls.normal_z),
-            **_capacities_with_margin(forward_spec, s.count))
+            **_capacities_with_margin(forward_spec, s.count, capacity_margin))
 
     def initial(self, materials: Materials) -> DEMState:
         s = self.start
@@ -172,11 +177,12 @@ class CalenderReplay(PlateReplay):
 
     def __init__(self, electrode: Electrode, pressures_mpa, protocol: CalenderProtocol,
                  materials: Materials | None = None, checkpoints: int = DEFAULT_CHECKPOINTS,
-                 progress=None):
+                 progress=None, capacity_margin: float = CAPACITY_MARGIN):
         self.pressures_mpa = np.sort(np.asarray(pressures_mpa, float))
         self.forward = calender_sweep(electrode, self.pressures_mpa, protocol, materials,
                                       progress)
-        super().__init__(electrode, protocol, materials, self.forward[-1].spec, checkpoints)
+        super().__init__(electrode, protocol, materials, self.forward[-1].spec, checkpoints,
+                         capacity_margin)
         self.loading = [r.summary["loading_steps"] for r in self.forward]
         self.unloading = [r.summary["steps"] - r.summary["loading_steps"] for r in self.forward]
         self.unexpanded_radius = jnp.asarray(electrode.radius)
@@ -220,10 +226,10 @@ class IndentReplay(PlateReplay):
 
     def __init__(self, electrode: Electrode, protocol: IndentProtocol,
                  materials: Materials | None = None, checkpoints: int = DEFAULT_CHECKPOINTS,
-                 progress=None):
+                 progress=None, capacity_margin: float = CAPACITY_MARGIN):
         self.forward = indent(electrode, protocol, materials, progress)
         super().__init__(replicate(electrode, int(protocol.replicas)), protocol, materials,
-                         self.forward.spec, checkpoints)
+                         self.forward.spec, checkpoints, capacity_margin)
         s = self.forward.summary
         self.loading, self.unloading = s["loading_steps"], s["steps"] - s["loading_steps"]
         every = protocol.record_every
