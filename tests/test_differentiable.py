@@ -19,33 +19,23 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from test_calender import GOLDEN
-from golden_cases import read_csv
+from test_experiments import load
 from twin.physics.materials import pair_table
-from twin.physics.space import Box
 from twin.process.calender import CalenderProtocol, PlateRun, calender
 from twin.process.differentiable import (CalenderReplay, IndentReplay, PlateReplay,
                                          compiled_peak_bytes, event_shift, threshold_crossing)
 from twin.process.indent import IndentProtocol
-from twin.process.pack import Electrode, compact_affine, remove_overlaps
+from twin.process.pack import Electrode
 
 DAMPING = 100.0            # 1/µs: background drag that keeps the small packing near equilibrium
 FAST = dict(plate_speed_um_us=5.0, record_every=20, chunk_steps=1000, am_expansion=1.0)
 
 
-def tiny_electrode(cell_um=10.5, below_um=12.0) -> Electrode:
+def tiny_electrode() -> Electrode:
     """~120 spheres (6 AM up to 4 µm diameter) from the lowest 12 µm of the small example
-    electrode's centre column, compacted to a solid fraction of 0.5."""
-    rows = read_csv(GOLDEN / "initial.csv")
-    position = np.column_stack([rows["x"], rows["y"], rows["z"]])
-    keep = (np.abs(position[:, 0]) < cell_um / 2) & (np.abs(position[:, 1]) < cell_um / 2) \
-        & (rows["radius"] <= 2.0) & (position[:, 2] < below_um)
-    position = position[keep] + np.array([cell_um / 2, cell_um / 2, 0.0])
-    box = Box(np.zeros(3), np.array([cell_um, cell_um, position[:, 2].max() + 3.0]),
-              (True, True, False))
-    electrode = Electrode(rows["id"][keep].astype(int), rows["class"][keep].astype(int) - 1,
-                          rows["radius"][keep], rows["density"][keep], position, box)
-    return remove_overlaps(compact_affine(electrode, 0.5))
+    electrode's centre column, compacted to a solid fraction of 0.5: the electrode of the DEM
+    twin experiment, defined once in experiments/calibration_twin_experiment.py."""
+    return load("calibration_twin_experiment").tiny_electrode()
 
 
 def test_threshold_crossing_interpolates_and_differentiates():
