@@ -135,13 +135,13 @@ REPLAY_SETTINGS = {"checkpoints": None, "capacity_margin": None}
 
 
 def _margin(kind: str, margin):
-    from twin.process.differentiable import CAPACITY_MARGIN
+    from twin.process.differentiable import CAPACITY_MARGIN, check_capacity_margin
     if margin is None:
         return CAPACITY_MARGIN
-    if not isinstance(margin, bool) and isinstance(margin, (int, float)) and margin >= 1.0:
-        return float(margin)
-    raise ValueError(f"[simulation] kind {kind!r}: capacity_margin = {margin!r}; give a number "
-                     ">= 1 (e.g. 2.0)")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)):
+        raise ValueError(f"[simulation] kind {kind!r}: capacity_margin = {margin!r}; give a "
+                         "number >= 1 (e.g. 2.0)")
+    return check_capacity_margin(margin)
 
 
 def _checkpoints(kind: str, value):

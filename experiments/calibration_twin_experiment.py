@@ -178,15 +178,8 @@ def gradient_table(objective, theta, steps=FD_STEPS) -> list[dict]:
 
 
 def identifiability_summary(analysis) -> dict:
-    """Eigenvalues (ascending) with their eigenvectors, the relative standard deviations."""
-    return {"eigenvalues": analysis.eigenvalues.tolist(),
-            "eigenvectors": {name: analysis.eigenvectors[k].tolist()
-                             for k, name in enumerate(analysis.names)},
-            "unconstrained": analysis.unconstrained,
-            "unconstrained_names": analysis.unconstrained_names,
-            "relative_std": [float(v) if np.isfinite(v) else None
-                             for v in analysis.relative_std],
-            "sigma2": analysis.sigma2}
+    """:meth:`Identifiability.as_dict` plus the names of the unconstrained parameters."""
+    return {**analysis.as_dict(), "unconstrained_names": analysis.unconstrained_names}
 
 
 def recovery(config, values: dict) -> dict:
@@ -220,9 +213,9 @@ def print_report(report: dict, print_line=print) -> None:
     if "identifiability_at_truth" in report:
         analysis = report["identifiability_at_truth"]
         print_line("Fisher eigenvalues at the truth (relative coordinates z = ln x/x_true):")
-        names = list(analysis["eigenvectors"])
+        rows = analysis["eigenvectors"]          # row i: parameter i's component per direction
         for k, value in enumerate(analysis["eigenvalues"]):
-            vector = "  ".join(f"{n}:{analysis['eigenvectors'][n][k]:+.2f}" for n in names)
+            vector = "  ".join(f"{n}:{rows[i][k]:+.2f}" for i, n in enumerate(analysis["names"]))
             print_line(f"  λ = {value:.3e}   {vector}")
     for name, run in report.get("fits", {}).items():
         print_line(f"{name}: loss {run['loss_start']:.4e} -> {run['loss']:.4e} in "

@@ -80,13 +80,16 @@ def test_bad_replay_settings_are_clear_errors_before_any_run(tmp_path, kind, key
 
 def test_capacity_margin_scales_the_replay_capacities():
     from twin.physics.neighbors import NeighborSpec
-    from twin.process.differentiable import _capacities_with_margin
+    from twin.process.differentiable import (CalenderReplay, _capacities_with_margin,
+                                             check_capacity_margin)
     spec = NeighborSpec((), (), (1, 1, 1), candidate_capacity=1000, pair_capacity=300, skin=0.2,
                         wall_capacity=40)
     assert _capacities_with_margin(spec, 50, 2.5) == dict(
         candidate_capacity=2500, pair_capacity=750, wall_capacity=50)   # walls: at most all spheres
     with pytest.raises(ValueError, match="capacity_margin = 0.9"):
-        _capacities_with_margin(spec, 50, 0.9)
+        check_capacity_margin(0.9)
+    with pytest.raises(ValueError, match="capacity_margin = 0.9"):   # before any forward run
+        CalenderReplay(None, [10.0], None, capacity_margin=0.9)
 
 
 def test_identifiability_uses_reverse_mode_for_a_simulator_without_forward_mode():

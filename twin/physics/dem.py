@@ -33,6 +33,7 @@ core two devices are many times slower), and leave the default (no mesh) elsewhe
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -275,8 +276,7 @@ def contact_forces(state: DEMState, table: PairTable, box: Box, config: DEMConfi
 def setup_forces(state: DEMState, materials: Materials, box: Box, config: DEMConfig):
     """Forces, torques and wall forces of the current state without advancing any shear history
     (LAMMPS/LIGGGHTS ``setup``: a tangential force is then only the damping term -γ_t v_t)."""
-    frozen_history = DEMConfig(0.0, config.cohesion, config.contact_precision,
-                               config.viscous_damping, config.mesh)
+    frozen_history = dataclasses.replace(config, dt=0.0)
     force, torque, _, _, wall_force = contact_forces(state, pair_table(materials), box,
                                                      frozen_history)
     return force, torque, wall_force

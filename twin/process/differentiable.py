@@ -113,13 +113,19 @@ def compiled_peak_bytes(function, *args) -> int:
             + stats.temp_size_in_bytes)
 
 
-def _capacities_with_margin(spec: NeighborSpec, particles: int, margin: float) -> dict:
-    """A forward run's neighbour capacities with ``margin`` × more room (a replay under
-    perturbed parameters follows a slightly different path)."""
+def check_capacity_margin(margin: float) -> float:
+    """``margin`` as a float, or a ValueError naming it: the replay's neighbour capacities over
+    its forward run's must be a factor ≥ 1."""
     if not (np.isfinite(margin) and margin >= 1.0):
         raise ValueError(f"capacity_margin = {margin} must be a number >= 1 (default "
                          f"{CAPACITY_MARGIN}; a fit far from the forward run's materials may "
                          "need 2 or more)")
+    return float(margin)
+
+
+def _capacities_with_margin(spec: NeighborSpec, particles: int, margin: float) -> dict:
+    """A forward run's neighbour capacities with ``margin`` × more room (a replay under
+    perturbed parameters follows a slightly different path)."""
     return dict(candidate_capacity=math.ceil(margin * spec.candidate_capacity),
                 pair_capacity=math.ceil(margin * spec.pair_capacity),
                 wall_capacity=min(math.ceil(margin * spec.wall_capacity), particles))
@@ -178,6 +184,7 @@ class CalenderReplay(PlateReplay):
     def __init__(self, electrode: Electrode, pressures_mpa, protocol: CalenderProtocol,
                  materials: Materials | None = None, checkpoints: int = DEFAULT_CHECKPOINTS,
                  progress=None, capacity_margin: float = CAPACITY_MARGIN):
+        capacity_margin = check_capacity_margin(capacity_margin)   # before the forward sweep
         self.pressures_mpa = np.sort(np.asarray(pressures_mpa, float))
         self.forward = calender_sweep(electrode, self.pressures_mpa, protocol, materials,
                                       progress)
@@ -227,6 +234,7 @@ class IndentReplay(PlateReplay):
     def __init__(self, electrode: Electrode, protocol: IndentProtocol,
                  materials: Materials | None = None, checkpoints: int = DEFAULT_CHECKPOINTS,
                  progress=None, capacity_margin: float = CAPACITY_MARGIN):
+        capacity_margin = check_capacity_margin(capacity_margin)   # before the forward run
         self.forward = indent(electrode, protocol, materials, progress)
         super().__init__(replicate(electrode, int(protocol.replicas)), protocol, materials,
                          self.forward.spec, checkpoints, capacity_margin)

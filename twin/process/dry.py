@@ -110,6 +110,7 @@ heights use the dried diameters.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -123,7 +124,7 @@ import numpy as np
 from twin.analysis.porosity import sphere_volume_in_slab
 from twin.io.case import Case, WallSpec, prepare
 from twin.io.lammps import write_sphere_data
-from twin.physics.dem import INERTIA_FACTOR, DEMConfig
+from twin.physics.dem import INERTIA_FACTOR
 from twin.physics.materials import Materials
 from twin.physics.neighbors import allocate_neighbors
 from twin.physics.simulate import simulate
@@ -316,8 +317,7 @@ class _Press:
     def chunk(self, phase, cycle, plate_velocity, drag_rate=0.0) -> DryingProgress:
         state = eqx.tree_at(lambda st: st.walls.velocity_z, self.state,
                             self.state.walls.velocity_z.at[1].set(plate_velocity))
-        config = DEMConfig(self.config.dt, self.config.cohesion, self.config.contact_precision,
-                           viscous_damping=drag_rate)
+        config = dataclasses.replace(self.config, viscous_damping=drag_rate)
         result = simulate(state, self.materials, self.box, self.spec, config,
                           self.chunk_steps, RECORD_EVERY, record_particles=False,
                           chunk_steps=self.chunk_steps)
