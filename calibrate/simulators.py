@@ -170,12 +170,15 @@ def calender_porosity_pressure(settings: dict, config_dir: Path) -> Simulator:
     fixes the turn steps runs once, here, with the case's Table 2 materials).
 
     Settings: ``case`` (path, relative to the config), ``pressures_MPa`` (list), ``curve``,
-    ``checkpoints`` and ``capacity_margin`` (see ``REPLAY_SETTINGS``).
+    ``checkpoints`` and ``capacity_margin`` (see ``REPLAY_SETTINGS``), ``gradient_from_fraction``
+    (None: gradients through the whole run; e.g. 0.9: the short-horizon sensitivity of the
+    outcome after recovery, see :mod:`twin.process.differentiable`).
     Curve: x = target pressure (MPa), y = porosity after recovery (fraction).
     """
     from twin.process.differentiable import CalenderReplay
     s = check_settings("calender", settings, {"case": None, "pressures_MPa": None,
-                                              "curve": "porosity_pressure", **REPLAY_SETTINGS})
+                                              "curve": "porosity_pressure",
+                                              "gradient_from_fraction": None, **REPLAY_SETTINGS})
     pressures = np.sort(np.asarray(s["pressures_MPa"] or [], float))
     if pressures.size == 0 or np.any(pressures <= 0) or np.any(np.diff(pressures) <= 0):
         raise ValueError(f"[simulation] pressures_MPa = {s['pressures_MPa']}: give distinct "
@@ -183,8 +186,14 @@ def calender_porosity_pressure(settings: dict, config_dir: Path) -> Simulator:
     checkpoints = _checkpoints("calender", s["checkpoints"])
     margin = _margin("calender", s["capacity_margin"])
     electrode, protocol, materials = _plate_case("calender", s, config_dir)
+    fraction = s["gradient_from_fraction"]
+    if fraction is not None and (isinstance(fraction, bool)
+                                 or not isinstance(fraction, (int, float))
+                                 or not 0.0 < fraction < 1.0):
+        raise ValueError(f"[simulation] kind 'calender': gradient_from_fraction = {fraction!r}; "
+                         "give a number in (0, 1), e.g. 0.9, or leave it out")
     replay = CalenderReplay(electrode, pressures, protocol, materials, checkpoints,
-                            capacity_margin=margin)
+                            capacity_margin=margin, gradient_from_fraction=fraction)
 
     def simulate(materials: Materials) -> Curves:
         return {s["curve"]: (replay.pressures_mpa, replay.replay(materials).porosity)}

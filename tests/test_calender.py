@@ -8,7 +8,7 @@ import pytest
 
 from golden_cases import read_csv
 from twin.cli import main
-from twin.process.calender import CalenderProtocol, calender, recovered_thickness
+from twin.process.calender import CalenderProtocol, PlateRun, calender, recovered_thickness
 from twin.process.pack import Electrode, compact_affine, remove_overlaps
 from twin.physics.space import Box
 from pathlib import Path
@@ -58,8 +58,10 @@ def pressed(electrode):
 def test_plate_turns_at_the_target_pressure_and_the_electrode_recovers(pressed):
     s = pressed.summary
     turn = int(np.argmin(pressed.plate_z_um))
-    # The controller reverses at the first step with P ≥ target; records are 20 steps apart.
-    assert pressed.pressure_mpa[:turn].max() < 20.0 * 1.02
+    # The controller reverses at the first step with the filtered P ≥ target; records are 20
+    # steps apart. The instantaneous pressure runs ahead of the filtered one by Ṗ τ on the ramp.
+    assert pressed.pressure_filtered_mpa[:turn].max() < 20.0 * 1.02
+    assert pressed.pressure_mpa[turn] > pressed.pressure_filtered_mpa[turn]
     assert 0.9 * 20.0 < s["max_pressure_MPa"] < 1.1 * 20.0
     assert np.all(np.diff(pressed.plate_z_um[:turn]) < 0)
     assert np.all(np.diff(pressed.plate_z_um[turn + 1:]) > 0)
@@ -96,6 +98,48 @@ def test_recovered_thickness_definition():
     assert recovered_thickness(plate_z, force, rising, 20.0) == 3.0
 
 
+def test_force_filter_attenuates_a_short_pulse_and_trails_a_ramp_by_tau():
+    """F̄(n+1) = F̄(n) + (1 − e^(−dt/τ))(F(n+1) − F̄(n)): a pulse of height 1 held for n steps
+    reaches 1 − e^(−n dt/τ); on a ramp of slope s the lag settles at s dt / (e^(dt/τ) − 1)."""
+    import jax
+    import jax.numpy as jnp
+    from twin.physics.dem import DEMConfig, filter_wall_force
+
+    dt, tau = 1e-4, 0.05
+    config = DEMConfig(dt=dt, cohesion="none", wall_force_filter_time=tau)
+
+    def filtered(signal):
+        def advance(f, x):
+            f = filter_wall_force(f, x, config)
+            return f, f
+        return np.asarray(jax.lax.scan(advance, jnp.zeros(()), jnp.asarray(signal))[1])
+
+    pulse = np.r_[np.ones(100), np.zeros(400)]           # 0.01 µs, a fifth of τ
+    assert filtered(pulse).max() == pytest.approx(1 - np.exp(-100 * dt / tau), rel=1e-9)
+    slope = 3.0                                           # per µs
+    ramp = slope * dt * np.arange(1, 20001)
+    lag = (ramp - filtered(ramp))[-1]
+    assert lag == pytest.approx(slope * dt / np.expm1(dt / tau), rel=1e-6)
+    assert abs(lag - slope * tau) < slope * dt
+    unfiltered = DEMConfig(dt=dt, cohesion="none")
+    assert filter_wall_force(jnp.zeros(()), jnp.ones(()), unfiltered) == 1.0
+
+
+def test_turn_controller_reads_the_filtered_force(electrode):
+    import equinox as eqx
+    import jax.numpy as jnp
+    run = PlateRun(electrode, CalenderProtocol(target_pressure_mpa=1.0), None)
+    control = run.control(target_force=5.0)
+
+    def plate_velocity_after(force, filtered):
+        state = eqx.tree_at(lambda s: (s.wall_force, s.wall_force_filtered), run.state,
+                            (jnp.full((2, 3), force), jnp.full((2, 3), filtered)))
+        return float(control(state).walls.velocity_z[run.plate])
+
+    assert plate_velocity_after(force=50.0, filtered=1.0) < 0     # a spike: keeps descending
+    assert plate_velocity_after(force=1.0, filtered=6.0) > 0      # the average reached it: turns
+
+
 def test_unreachable_pressure_is_a_clear_error(electrode):
     few = Electrode(electrode.ids[:40], electrode.am_class[:40] * 0, electrode.radius[:40] * 0
                     + 0.65, electrode.density[:40], electrode.position[:40], electrode.box)
@@ -122,8 +166,10 @@ def test_calender_command_writes_the_run_folder(tmp_path, electrode):
     run = tmp_path / "run"
     summary = json.loads((run / "summary.json").read_text())
     trace = read_csv(run / "trace.csv")
-    assert set(trace) == {"time_us", "plate_z_um", "force_N", "pressure_MPa", "porosity"}
-    assert summary["max_pressure_MPa"] == pytest.approx(trace["pressure_MPa"].max())
+    assert set(trace) == {"time_us", "plate_z_um", "force_N", "pressure_MPa",
+                          "pressure_filtered_MPa", "porosity"}
+    assert summary["max_pressure_MPa"] == pytest.approx(trace["pressure_filtered_MPa"].max())
+    assert summary["max_pressure_instantaneous_MPa"] == pytest.approx(trace["pressure_MPa"].max())
     for name in ("final.data", "final.dump", "calender.png"):
         assert (run / name).stat().st_size > 0
     assert main(["calender", str(tmp_path / "missing.toml"), "--out", str(run)]) == 2

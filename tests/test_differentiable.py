@@ -22,8 +22,8 @@ import pytest
 from test_experiments import load
 from twin.physics.materials import pair_table
 from twin.process.calender import CalenderProtocol, PlateRun, calender
-from twin.process.differentiable import (CalenderReplay, IndentReplay, PlateReplay,
-                                         compiled_peak_bytes, event_shift, threshold_crossing)
+from twin.process.differentiable import (CalenderReplay, IndentReplay, PlateReplay, _Unloading,
+                                         compiled_peak_bytes, event_shift)
 from twin.process.indent import IndentProtocol
 from twin.process.pack import Electrode
 
@@ -38,15 +38,21 @@ def tiny_electrode() -> Electrode:
     return load("calibration_twin_experiment").tiny_electrode()
 
 
-def test_threshold_crossing_interpolates_and_differentiates():
-    plate_z = jnp.array([1.0, 2.0, 3.0, 4.0])
-    force = jnp.array([10.0, 6.0, 2.0, 0.0])
-    assert float(threshold_crossing(plate_z, force, 4.0)) == pytest.approx(2.5)
-    # z_c = z_1 + (F_1 - thr)/(F_1 - F_2)(z_2 - z_1): dz_c/dF_1 = (thr - F_2)/(F_1 - F_2)² Δz
-    grad = jax.grad(lambda f: threshold_crossing(plate_z, f, 4.0))(force)
-    np.testing.assert_allclose(grad, [0.0, 2.0 / 16.0, 2.0 / 16.0, 0.0], rtol=1e-12)
-    # never below the threshold: the last record
-    assert float(threshold_crossing(plate_z, force + 5.0, 4.0)) == 4.0
+def test_release_crossing_interpolates_in_value_with_the_window_rate_in_gradient():
+    def crossing(above_z, above_force, below_force=2.0, fall_rate=8.0, pending=False):
+        unloading = _Unloading(None, None, None, above_z, above_force, jnp.asarray(fall_rate),
+                               jnp.asarray(above_z + 1.0), below_force, jnp.asarray(pending))
+        return unloading.crossing(4.0)
+
+    # z_a + (F_a − thr)/(F_a − F_b)(z_b − z_a)
+    assert float(crossing(2.0, 6.0)) == pytest.approx(2.5)
+    # the implicit-function rule dz_c = dz_a + dF_a / (−dF/dz), with the window's fall rate
+    grads = jax.grad(crossing, argnums=(0, 1))(2.0, 6.0)
+    np.testing.assert_allclose(grads, [1.0, 1.0 / 8.0], rtol=1e-12)
+    # a force that did not fall over the window contributes no gradient
+    assert float(jax.grad(crossing, argnums=1)(2.0, 6.0, fall_rate=-1.0)) == 0.0
+    # still at or above the threshold: the last step above
+    assert float(crossing(2.0, 6.0, pending=True)) == 2.0
 
 
 def test_event_shift_is_zero_in_value_and_the_event_derivative_in_gradient():
@@ -65,6 +71,12 @@ def test_event_shift_is_zero_in_value_and_the_event_derivative_in_gradient():
     dz, dplate = jax.jacobian(moved)(0.3)
     assert float(dz) == pytest.approx(1.0 / slope)                       # v_z / Ḟ
     assert float(dplate) == pytest.approx(-protocol.plate_speed_um_us / slope)
+    # with a value shift δt (the crossing inside the last step) the state moves by ẏ δt
+    back = event_shift(state, 0.3, slope, -2e-5)
+    assert float(back.spheres.position[0, 2] - state.spheres.position[0, 2]) == \
+        pytest.approx(-2e-5)
+    assert float(back.walls.z[1] - state.walls.z[1]) == \
+        pytest.approx(2e-5 * protocol.plate_speed_um_us)
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +95,53 @@ def test_replay_reproduces_the_forward_calendering(calender_replay):
     travel = FAST["plate_speed_um_us"] * FAST["record_every"] * 1e-4
     assert abs(float(outcome.thickness_um[0]) - forward["thickness_um"]) <= travel
     assert abs(float(outcome.porosity[0]) - forward["final_porosity"]) <= 0.01
+
+
+def test_replay_finds_the_turn_for_other_materials(calender_replay):
+    """The loading is a while loop on the filtered force: with other materials the replay turns
+    where a forward run with those materials turns, not where the construction's run did
+    (measured: the same step for AM stiffness × 3, CBD stiffness × 2, CBD friction × 100)."""
+    replay = calender_replay
+    am = replay.materials.names.index("AM")
+    stiffer = eqx.tree_at(lambda m: m.youngs_modulus, replay.materials,
+                          replay.materials.youngs_modulus.at[am].multiply(3.0))
+    protocol = CalenderProtocol(target_pressure_mpa=20.0, viscous_damping_per_us=DAMPING, **FAST)
+    forward = calender(tiny_electrode(), protocol, stiffer).summary
+    outcome = jax.jit(replay.replay)(stiffer)
+    base_turn = replay.forward[0].summary["loading_steps"]
+    assert abs(forward["loading_steps"] - base_turn) > 10
+    assert abs(int(outcome.turn_step[0]) - forward["loading_steps"]) <= 1
+    travel = FAST["plate_speed_um_us"] * FAST["record_every"] * 1e-4
+    assert abs(float(outcome.thickness_um[0]) - forward["thickness_um"]) <= travel
+    assert abs(float(outcome.porosity[0]) - forward["final_porosity"]) <= 0.01
+
+
+@pytest.mark.slow
+def test_turn_and_short_horizon_recovery_gradients_match_finite_differences():
+    """d/d ln E_AM at Table 2 (module docstring of twin.process.differentiable): the turn
+    position through the whole run, the recovered thickness with gradient_from_fraction = 0.9;
+    central differences at h = 0.04 in ln E_AM, where the 21-point scan is smooth."""
+    protocol = CalenderProtocol(target_pressure_mpa=20.0, viscous_damping_per_us=DAMPING, **FAST)
+    replay = CalenderReplay(tiny_electrode(), [20.0], protocol, checkpoints="all",
+                            capacity_margin=2.0, gradient_from_fraction=0.9)
+    am = replay.materials.names.index("AM")
+
+    def outcome(log_factor, short_horizon):
+        replay.gradient_from_fraction = 0.9 if short_horizon else None
+        materials = eqx.tree_at(lambda m: m.youngs_modulus, replay.materials,
+                                replay.materials.youngs_modulus.at[am].multiply(
+                                    jnp.exp(log_factor)))
+        result = replay.replay(materials)
+        return result.turn_gap_um[0], result.thickness_um[0]
+
+    h = 0.04
+    plus, minus = jax.jit(lambda x: outcome(x, False))(h), jax.jit(lambda x: outcome(x, False))(-h)
+    fd_turn, fd_thickness = ((float(p) - float(m)) / (2 * h) for p, m in zip(plus, minus))
+    ad_turn = float(jax.jit(jax.grad(lambda x: outcome(x, False)[0]))(0.0))
+    ad_thickness = float(jax.jit(jax.grad(lambda x: outcome(x, True)[1]))(0.0))
+    assert abs(ad_turn - fd_turn) <= 0.05 * abs(fd_turn), (ad_turn, fd_turn)
+    assert abs(ad_thickness - fd_thickness) <= 0.05 * abs(fd_thickness), (ad_thickness,
+                                                                         fd_thickness)
 
 
 @pytest.mark.slow
@@ -171,3 +230,6 @@ def test_calibrate_builds_the_porosity_pressure_simulator_from_a_case_file(tmp_p
         make_simulator({"kind": "calender", "case": "case.toml", "pressures_MPa": []}, tmp_path)
     with pytest.raises(ValueError, match="needs case"):
         make_simulator({"kind": "calender", "pressures_MPa": [20.0]}, tmp_path)
+    with pytest.raises(ValueError, match="gradient_from_fraction"):
+        make_simulator({"kind": "calender", "case": "case.toml", "pressures_MPa": [20.0],
+                        "gradient_from_fraction": 1.5}, tmp_path)

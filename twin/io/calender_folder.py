@@ -24,8 +24,12 @@ Case file (every key optional except the calendering target pressure; units in t
     depth_fraction = 0.10        # indentation only: pressed fraction of the thickness
     replicas = 4                 # indentation only: n × n copies of the electrode in x, y
     viscous_damping_per_us = 0.0 # background drag F = −γ m v (quasi-static device; 0: LIGGGHTS)
+    force_filter_us = 0.05       # time constant of the plate-force low-pass read by the turn
+                                 # controller (0: the instantaneous force)
 
-Run folders: ``trace.csv`` (calendering: time_us, plate_z_um, force_N, pressure_MPa, porosity;
+Run folders: ``trace.csv`` (calendering: time_us, plate_z_um, force_N, pressure_MPa,
+pressure_filtered_MPa (the plate pressure low-passed with ``force_filter_us``, what the turn
+controller reads), porosity;
 indentation: displacement_um, force_mN, displacement_normalised, force_normalised),
 ``summary.json``, ``final.data`` (LAMMPS data, unexpanded diameters), ``final.dump`` (OVITO) and a
 PNG of the curve.
@@ -53,7 +57,8 @@ PROTOCOL_KEYS = {"target_pressure_MPa": "target_pressure_mpa",
                  "am_expansion": "am_expansion", "release_fraction": "release_fraction",
                  "clearance_um": "clearance_um", "record_every": "record_every",
                  "precision": "precision", "gap_um": "gap_um", "max_steps": "max_steps",
-                 "skin_um": "skin_um", "viscous_damping_per_us": "viscous_damping_per_us"}
+                 "skin_um": "skin_um", "viscous_damping_per_us": "viscous_damping_per_us",
+                 "force_filter_us": "force_filter_us"}
 INDENT_KEYS = {"depth_fraction": "depth_fraction", "replicas": "replicas"}
 
 
@@ -143,9 +148,10 @@ def write_calender_folder(result: CalenderResult, out, notes: dict | None = None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = np.column_stack([result.time_us, result.plate_z_um, result.force_n,
-                             result.pressure_mpa, result.porosity_between_walls])
+                             result.pressure_mpa, result.pressure_filtered_mpa,
+                             result.porosity_between_walls])
     np.savetxt(out / "trace.csv", table, delimiter=",", fmt="%.10g", comments="",
-               header="time_us,plate_z_um,force_N,pressure_MPa,porosity")
+               header="time_us,plate_z_um,force_N,pressure_MPa,pressure_filtered_MPa,porosity")
     _write_packing(out, result.electrode, result.final_position, result.summary["steps"],
                    "calendered electrode (unexpanded diameters)")
     summary = _write_summary(out, result.summary, {
@@ -191,7 +197,9 @@ def _plot(result: CalenderResult, path):
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(result.plate_z_um, result.pressure_mpa, lw=1)
+    left.plot(result.plate_z_um, result.pressure_mpa, lw=0.6, color="0.6", label="instantaneous")
+    left.plot(result.plate_z_um, result.pressure_filtered_mpa, lw=1, color="C0",
+              label=f"low-passed ({result.summary['force_filter_us']:g} µs)")
     left.axvline(result.summary["thickness_um"], color="k", ls="--", lw=0.8,
                  label=f"thickness after recovery {result.summary['thickness_um']:.2f} µm")
     left.set_xlabel("plate height above collector (µm)")
@@ -199,7 +207,7 @@ def _plot(result: CalenderResult, path):
     left.legend(fontsize=8)
     right.scatter([result.summary["max_pressure_MPa"]], [100 * result.summary["final_porosity"]],
                   color="C3", label="after recovery")
-    right.plot(result.pressure_mpa, 100 * result.porosity_between_walls, lw=1, color="C0",
+    right.plot(result.pressure_filtered_mpa, 100 * result.porosity_between_walls, lw=1, color="C0",
                label="under the plate")
     right.set_xlabel("pressure (MPa)")
     right.set_ylabel("porosity (%)")

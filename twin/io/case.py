@@ -92,6 +92,7 @@ class Case:
     skin: float = 0.2
     precision: str = "float64"
     viscous_damping: float = 0.0     # 1/µs, background drag (DEMConfig); 0 for LIGGGHTS cases
+    wall_force_filter_time: float = 0.0   # µs, low-pass of the wall forces (DEMConfig); 0: none
     rayleigh_fraction: float = DEFAULT_RAYLEIGH_FRACTION
     velocity: np.ndarray | None = None
     angular_velocity: np.ndarray | None = None
@@ -119,6 +120,9 @@ class Case:
                 raise ValueError(f"{label} = {value} must be > 0")
         if not (np.isfinite(self.viscous_damping) and self.viscous_damping >= 0):
             raise ValueError(f"viscous_damping = {self.viscous_damping} 1/µs must be ≥ 0")
+        if not (np.isfinite(self.wall_force_filter_time) and self.wall_force_filter_time >= 0):
+            raise ValueError(f"wall_force_filter_time = {self.wall_force_filter_time} µs must be "
+                             "≥ 0 (0: no filter)")
         if self.steps % self.walls_every or self.steps % self.trajectory_every:
             raise ValueError(f"steps = {self.steps} must be a multiple of walls_every = "
                              f"{self.walls_every} and of trajectory_every = {self.trajectory_every}")
@@ -177,7 +181,8 @@ def prepare(case: Case):
         case.materials.friction, case.materials.cohesion_energy_density)), case.materials.names)
     spec, pair_list = allocate_neighbors(position, case.radius, box, case.skin, wall_z=walls.z,
                                          wall_normal_z=walls.normal_z)
-    config = DEMConfig(case.dt, case.cohesion, case.precision, case.viscous_damping)
+    config = DEMConfig(case.dt, case.cohesion, case.precision, case.viscous_damping,
+                       wall_force_filter_time=case.wall_force_filter_time)
     state = initial_state(spheres, walls, pair_list, materials, box, config)
     return state, spec, config, box, materials
 

@@ -147,7 +147,8 @@ def indent(electrode: Electrode, protocol: IndentProtocol, materials: Materials 
     plate_z = float(run.state.walls.z[run.plate])
     contacts, contact_area = plate_contact_area(run.state.spheres.position, radius, plate_z)
     run.press(control, protocol.max_steps, progress, "indentation depth")
-    _, plate_z_trace, force, rising = run.trace()
+    trace = run.trace()
+    plate_z_trace, force, rising = trace.plate_z, trace.force, trace.rising
     displacement = top - plate_z_trace
     engaged = displacement >= 0.0
     force_mn = force * MICRO_FORCE_TO_MN
