@@ -126,7 +126,8 @@ def _line_runs(index, axis, periodic):
     """Runs of conducting voxels on the lines along ``axis``, from ``index`` (the conducting voxels'
     numbers 0..M-1, -1 elsewhere): the voxel numbers in line order, the start and length of each run
     in that order, and, for periodic lines, the numbers of the two end voxels of every line whose
-    two ends conduct (their runs touch across the wrap; empty otherwise)."""
+    two ends conduct (their runs touch across the wrap; empty otherwise). Along the last axis the line order
+    is the numbering itself, so the voxels come as a slice (no gather, no scatter)."""
     lines = np.moveaxis(index, axis, -1)
     n = lines.shape[-1]
     flat = lines.reshape(-1)
@@ -135,7 +136,8 @@ def _line_runs(index, axis, periodic):
     lengths = np.diff(np.append(starts, position.size))
     first, last = lines[..., 0].ravel(), lines[..., -1].ravel()
     wrapped = (first >= 0) & (last >= 0) if periodic else np.zeros(first.shape, bool)
-    return flat[position], starts, lengths, first[wrapped], last[wrapped]
+    voxels = np.s_[:] if axis == index.ndim - 1 else flat[position]
+    return voxels, starts, lengths, first[wrapped], last[wrapped]
 
 
 def _components(conducting, periodic_axes):
