@@ -49,7 +49,7 @@ from twin.physics.contact import granular_contact
 from twin.physics.materials import Materials, PairTable, pair_table
 from twin.physics.neighbors import (NeighborSpec, PairList, carry_shear_history, rebuild_pairs,
                                     needs_rebuild)
-from twin.physics.space import Box, minimum_image, wrap_positions
+from twin.physics.space import Box, minimum_image, rewrap_positions
 
 INERTIA_FACTOR = 0.4
 
@@ -316,7 +316,7 @@ def step(state: DEMState, table: PairTable, box: Box, spec: NeighborSpec,
     inverse_inertia = 1.0 / inertia
     velocity = s.velocity + 0.5 * dt * s.force * inverse_mass
     angular_velocity = s.angular_velocity + 0.5 * dt * s.torque * inverse_inertia
-    position = wrap_positions(s.position + dt * velocity, box)
+    position = rewrap_positions(s.position + dt * velocity, box)
     walls = eqx.tree_at(lambda w: w.z, state.walls, state.walls.z + dt * state.walls.velocity_z)
     neighbors, pair_shear = lax.cond(
         needs_rebuild(state.neighbors, position, box, spec.skin, walls.z),
