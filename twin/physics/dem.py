@@ -305,6 +305,18 @@ def _rebuild(state: DEMState, position, walls: Walls, box: Box, spec: NeighborSp
     return fresh, shear
 
 
+def _all_finite(*arrays):
+    """Whether every element is finite: whole-array reductions (on CPU ~5× cheaper per step
+    than the per-row test, which :func:`_first_non_finite_row` runs only on a failure)."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in arrays]))
+
+
+def _first_non_finite_row(*arrays):
+    """Index of the first row (particle) holding a non-finite value in any of the (N, …) arrays."""
+    finite = jnp.all(jnp.isfinite(jnp.concatenate(arrays, axis=1)), axis=1)
+    return jnp.argmin(finite)
+
+
 def step(state: DEMState, table: PairTable, box: Box, spec: NeighborSpec,
          config: DEMConfig) -> DEMState:
     """One velocity-Verlet step (see the module docstring). The first step that produces a
@@ -338,13 +350,13 @@ def step(state: DEMState, table: PairTable, box: Box, spec: NeighborSpec,
         lambda st: (st.spheres.velocity, st.spheres.angular_velocity, st.spheres.force,
                     st.spheres.torque, st.pair_shear, st.wall_shear, st.wall_force),
         moved, (velocity, angular_velocity, force, torque, pair_shear, wall_shear, wall_force))
-    finite = jnp.all(jnp.isfinite(jnp.concatenate([position, velocity, angular_velocity], axis=1)),
-                     axis=1)
-    first_failure = (state.bad_step < 0) & ~jnp.all(finite)
+    kinematics = (position, velocity, angular_velocity)
+    first_failure = (state.bad_step < 0) & ~_all_finite(*kinematics)
     return eqx.tree_at(
         lambda st: (st.bad_step, st.bad_particle), new,
         (jnp.where(first_failure, state.step + 1, state.bad_step),
-         jnp.where(first_failure, jnp.argmin(finite), state.bad_particle)))
+         lax.cond(first_failure, lambda: _first_non_finite_row(*kinematics),
+                  lambda: state.bad_particle)))
 
 
 class Record(eqx.Module):
