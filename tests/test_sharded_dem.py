@@ -31,6 +31,7 @@ from twin.physics.space import Box
 
 TESTS = Path(__file__).resolve().parent
 TRAJECTORY_STEPS = 2000
+GRADIENT_STEPS = 40
 
 
 def pressed_lattice(steps=TRAJECTORY_STEPS):
@@ -63,6 +64,25 @@ def compare_states(one, other):
 
 def with_mesh(config, devices):
     return dataclasses.replace(config, mesh=None if devices is None else pair_mesh(devices))
+
+
+def gradient_report(state, spec, config, box, materials, devices):
+    """jax.grad of the final plate force after GRADIENT_STEPS steps with respect to scale
+    factors of E, restitution, friction and CED, on one device and split over ``devices``."""
+    scaled = ("youngs_modulus", "restitution", "friction", "cohesion_energy_density")
+
+    def plate_force(scales, state, spec, config):
+        m = eqx.tree_at(lambda m: [getattr(m, name) for name in scaled], materials,
+                        [scales[name] * getattr(materials, name) for name in scaled])
+        final, _ = run(state, m, box, spec, config, 1, GRADIENT_STEPS, record_particles=False)
+        return final.wall_force[1, 2]
+
+    scales = {name: jnp.ones(()) for name in scaled}
+    gradient = eqx.filter_jit(jax.grad(plate_force))
+    single = gradient(scales, state, spec, config)
+    split_spec, split_state = fit_pairs_to_mesh(state, spec, pair_mesh(devices))
+    split = gradient(scales, split_state, split_spec, with_mesh(config, devices))
+    return {name: {"single": float(single[name]), "split": float(split[name])} for name in scaled}
 
 
 def sharded_run_report(devices=2):
@@ -112,6 +132,7 @@ def sharded_run_report(devices=2):
     report["split_capacity"] = split_run.spec.pair_capacity
     report["shear_sharding"] = str(split_run.state.pair_shear.sharding.spec)
     report["two_devices"] = compare_states(reference.state, split_run.state)
+    report["gradients"] = gradient_report(state, spec, config, box, materials, devices)
     try:   # run() itself (no driver padding) refuses an uneven split
         run(tight_state, materials, box, tight_spec, with_mesh(config, devices), 1, 1)
         report["uneven_error"] = None
@@ -150,6 +171,13 @@ def test_two_devices_follow_the_single_device_trajectory(two_device_report):
     floor = report["one_ulp_start"]
     for name, difference in report["two_devices"].items():
         assert difference < max(100 * floor[name], 1e-14), (name, difference, floor[name])
+
+
+def test_two_devices_give_the_single_device_gradients(two_device_report):
+    """Reverse mode through the sharded pair phase (psum and slot-sharded shear history)."""
+    for name, pair in two_device_report["gradients"].items():
+        assert pair["single"] != 0.0 and np.isfinite(pair["single"]), (name, pair)
+        assert abs(pair["split"] - pair["single"]) <= 1e-9 * abs(pair["single"]), (name, pair)
 
 
 def test_a_one_device_mesh_is_the_default_path(two_device_report):

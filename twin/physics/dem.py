@@ -23,12 +23,22 @@ or GPUs); the results agree with the single-device path to round-off (the force 
 another order).
 
 Where the speed comes from, on the 3945-sphere compaction (CPU time per step, float64, measured
-on the shared 2-core machine): the pair phase is ~1.1 of ~1.4 ms, the replicated rest ~0.27 ms
+on the shared 2-core machine): the pair phase is ~1.0 of ~1.2 ms, the replicated rest ~0.2 ms
 (list builds included), the psum of (3945, 6) doubles ~0.02 ms per device. With a core per device
-a step costs about rest + pairs / devices + psum instead of rest + pairs. XLA's CPU runtime gives
+a step costs about rest + pairs / devices + psum instead of rest + pairs, so on 2 devices the
+replicated rest is ~1/4 of a step: re-wrapping the moved positions with selects instead of the
+floating-point remainder (~60 µs, a libm call per coordinate on CPU) and testing finiteness with
+whole-array reductions (~33 µs) took ~0.09 ms off it. XLA's CPU runtime gives
 each device its own thread; the devices meet at the psum every step, so a device that loses its
 core to another process stalls the others: use one device per otherwise idle core (on a single
 core two devices are many times slower), and leave the default (no mesh) elsewhere.
+
+The pair phase is bound by how XLA fuses it on CPU: a loop fusion evaluates each output element
+on its own, so per-contact terms shared by the components of a (K, 3) result are recomputed per
+component. Writing the contact law on (K,) components (structure of arrays) made this worse
+(nothing is then materialised: 2.0 ms instead of 1.0), ``lax.optimization_barrier`` is expanded
+before fusion on CPU, and one stacked gather of the pair constants or vectorising the walls
+changed nothing measurable.
 """
 
 from __future__ import annotations
@@ -50,7 +60,7 @@ from twin.physics.contact import granular_contact
 from twin.physics.materials import Materials, PairTable, pair_table
 from twin.physics.neighbors import (NeighborSpec, PairList, carry_shear_history, rebuild_pairs,
                                     needs_rebuild)
-from twin.physics.space import Box, minimum_image, wrap_positions
+from twin.physics.space import Box, minimum_image, rewrap_positions
 
 INERTIA_FACTOR = 0.4
 
@@ -331,6 +341,18 @@ def _rebuild(state: DEMState, position, walls: Walls, box: Box, spec: NeighborSp
     return fresh, shear
 
 
+def _all_finite(*arrays):
+    """Whether every element is finite: whole-array reductions (on CPU ~5× cheaper per step
+    than the per-row test, which :func:`_first_non_finite_row` runs only on a failure)."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in arrays]))
+
+
+def _first_non_finite_row(*arrays):
+    """Index of the first row (particle) holding a non-finite value in any of the (N, …) arrays."""
+    finite = jnp.all(jnp.isfinite(jnp.concatenate(arrays, axis=1)), axis=1)
+    return jnp.argmin(finite)
+
+
 def step(state: DEMState, table: PairTable, box: Box, spec: NeighborSpec,
          config: DEMConfig) -> DEMState:
     """One velocity-Verlet step (see the module docstring). The first step that produces a
@@ -342,7 +364,7 @@ def step(state: DEMState, table: PairTable, box: Box, spec: NeighborSpec,
     inverse_inertia = 1.0 / inertia
     velocity = s.velocity + 0.5 * dt * s.force * inverse_mass
     angular_velocity = s.angular_velocity + 0.5 * dt * s.torque * inverse_inertia
-    position = wrap_positions(s.position + dt * velocity, box)
+    position = rewrap_positions(s.position + dt * velocity, box)
     walls = eqx.tree_at(lambda w: w.z, state.walls, state.walls.z + dt * state.walls.velocity_z)
     neighbors, pair_shear = lax.cond(
         needs_rebuild(state.neighbors, position, box, spec.skin, walls.z),
@@ -367,13 +389,13 @@ def step(state: DEMState, table: PairTable, box: Box, spec: NeighborSpec,
                     st.wall_force_filtered),
         moved, (velocity, angular_velocity, force, torque, pair_shear, wall_shear, wall_force,
                 filter_wall_force(state.wall_force_filtered, wall_force, config)))
-    finite = jnp.all(jnp.isfinite(jnp.concatenate([position, velocity, angular_velocity], axis=1)),
-                     axis=1)
-    first_failure = (state.bad_step < 0) & ~jnp.all(finite)
+    kinematics = (position, velocity, angular_velocity)
+    first_failure = (state.bad_step < 0) & ~_all_finite(*kinematics)
     return eqx.tree_at(
         lambda st: (st.bad_step, st.bad_particle), new,
         (jnp.where(first_failure, state.step + 1, state.bad_step),
-         jnp.where(first_failure, jnp.argmin(finite), state.bad_particle)))
+         lax.cond(first_failure, lambda: _first_non_finite_row(*kinematics),
+                  lambda: state.bad_particle)))
 
 
 class Record(eqx.Module):

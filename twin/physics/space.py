@@ -37,3 +37,15 @@ def wrap_positions(position: Array, box: Box) -> Array:
     periodic = jnp.asarray(box.periodic)
     wrapped = box.lo + jnp.mod(position - box.lo, box.length)
     return jnp.where(periodic, wrapped, position)
+
+
+def rewrap_positions(position: Array, box: Box) -> Array:
+    """:func:`wrap_positions` for positions less than one box length outside [lo, hi) (wrapped
+    positions moved by one time step), bit for bit: with y = x - lo in [-L, 2L), mod(y, L) is y,
+    y + L or y - L (the last exact, Sterbenz). Selects instead of the floating-point remainder,
+    which XLA on CPU evaluates with a libm call per coordinate (~60 µs of a ~1.3 ms DEM step
+    for 3945 spheres, measured; the selects ~4 µs)."""
+    length = box.length
+    y = position - box.lo
+    y = jnp.where(y < 0.0, y + length, jnp.where(y >= length, y - length, y))
+    return jnp.where(jnp.asarray(box.periodic), box.lo + y, position)
