@@ -186,14 +186,9 @@ def calender_porosity_pressure(settings: dict, config_dir: Path) -> Simulator:
     checkpoints = _checkpoints("calender", s["checkpoints"])
     margin = _margin("calender", s["capacity_margin"])
     electrode, protocol, materials = _plate_case("calender", s, config_dir)
-    fraction = s["gradient_from_fraction"]
-    if fraction is not None and (isinstance(fraction, bool)
-                                 or not isinstance(fraction, (int, float))
-                                 or not 0.0 < fraction < 1.0):
-        raise ValueError(f"[simulation] kind 'calender': gradient_from_fraction = {fraction!r}; "
-                         "give a number in (0, 1), e.g. 0.9, or leave it out")
     replay = CalenderReplay(electrode, pressures, protocol, materials, checkpoints,
-                            capacity_margin=margin, gradient_from_fraction=fraction)
+                            capacity_margin=margin,
+                            gradient_from_fraction=s["gradient_from_fraction"])
 
     def simulate(materials: Materials) -> Curves:
         return {s["curve"]: (replay.pressures_mpa, replay.replay(materials).porosity)}

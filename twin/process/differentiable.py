@@ -87,15 +87,14 @@ UNLOADING_BOUND = 4
 def _run_segment(state: DEMState, table, box, spec: NeighborSpec, config, steps: int,
                  velocity: float, plate: int, checkpoints):
     """Advance ``steps`` (static) with the plate at ``velocity`` µm/µs; return the state and the
-    per-step plate height, force and filtered force (µm, 1e-9 N). Online-checkpointed in reverse
-    mode (see the module docstring)."""
+    per-step plate height and force (µm, 1e-9 N). Online-checkpointed in reverse mode (see the
+    module docstring)."""
     state = eqx.tree_at(lambda s: s.walls.velocity_z, state,
                         state.walls.velocity_z.at[plate].set(velocity))
 
     def advance(current, _):
         current = step(current, table, box, spec, config)
-        return current, (current.walls.z[plate], current.wall_force[plate, 2],
-                         current.wall_force_filtered[plate, 2])
+        return current, (current.walls.z[plate], current.wall_force[plate, 2])
 
     return eqxi.scan(advance, state, None, length=steps, kind="checkpointed",
                      checkpoints=checkpoints)
@@ -133,6 +132,18 @@ def check_capacity_margin(margin: float) -> float:
                          f"{CAPACITY_MARGIN}; a fit far from the forward run's materials may "
                          "need 2 or more)")
     return float(margin)
+
+
+def check_gradient_from_fraction(fraction):
+    """``fraction`` (None or a float in (0, 1)), or a ValueError naming it: the fraction of the
+    target pressure from which a calendering replay's gradients flow."""
+    if fraction is None:
+        return None
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
+            or not 0.0 < fraction < 1.0:
+        raise ValueError(f"gradient_from_fraction = {fraction!r} must be a number in (0, 1) "
+                         "(e.g. 0.9), or None for gradients through the whole run")
+    return float(fraction)
 
 
 def _capacities_with_margin(spec: NeighborSpec, particles: int, margin: float) -> dict:
@@ -244,10 +255,7 @@ class CalenderReplay(PlateReplay):
                  progress=None, capacity_margin: float = CAPACITY_MARGIN,
                  gradient_from_fraction: float | None = None):
         capacity_margin = check_capacity_margin(capacity_margin)   # before the forward sweep
-        if gradient_from_fraction is not None and not 0.0 < gradient_from_fraction < 1.0:
-            raise ValueError(f"gradient_from_fraction = {gradient_from_fraction} must lie in "
-                             "(0, 1) (e.g. 0.9), or be None for gradients through the whole run")
-        self.gradient_from_fraction = gradient_from_fraction
+        self.gradient_from_fraction = check_gradient_from_fraction(gradient_from_fraction)
         self.pressures_mpa = np.sort(np.asarray(pressures_mpa, float))
         self.forward = calender_sweep(electrode, self.pressures_mpa, protocol, materials,
                                       progress)
@@ -337,10 +345,9 @@ class CalenderReplay(PlateReplay):
             branch = event_shift(turned, target - force_now, slope, overshoot_time)
             branch = eqx.tree_at(lambda s: s.walls.velocity_z, branch,
                                  branch.walls.velocity_z.at[self.plate].set(v))
-            released = self._unload(branch, table, self.protocol.release_fraction * target,
-                                    unload)
-            top = self.checked(released.crossing(self.protocol.release_fraction * target),
-                               released.state)
+            threshold = self.protocol.release_fraction * target
+            released = self._unload(branch, table, threshold, unload)
+            top = self.checked(released.crossing(threshold), released.state)
             top = eqx.error_if(top, released.pending,
                                "the plate still carried the release threshold after "
                                f"{self.max_unloading_steps} unloading steps "
@@ -393,8 +400,8 @@ class IndentReplay(PlateReplay):
         table = pair_table(materials)
         v, every = self.protocol.plate_speed_um_us, self.protocol.record_every
         state = self.initial(materials)
-        state, (_, load_force, _) = self.segment(state, table, self.loading, -v)
-        state, (_, unload_force, _) = self.segment(state, table, self.unloading, v)
+        state, (_, load_force) = self.segment(state, table, self.loading, -v)
+        state, (_, unload_force) = self.segment(state, table, self.unloading, v)
         force = jnp.concatenate([load_force, unload_force])[every - 1::every][self.engaged]
         force = self.checked(force, state)
         return IndentOutcome(force / jnp.max(force), jnp.max(force))
