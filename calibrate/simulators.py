@@ -202,17 +202,20 @@ def indentation_curve(settings: dict, config_dir: Path) -> Simulator:
     """The normalised load–displacement curve of an indentation case (``twin indent`` case
     file), replayed differentiably (:class:`twin.process.differentiable.IndentReplay`).
 
-    Settings: ``case``, ``curve`` (name prefix), ``checkpoints``, ``capacity_margin``. Curves
+    Settings: ``case``, ``curve`` (name prefix), ``checkpoints``, ``capacity_margin``,
+    ``gradient_memory_steps`` (None: gradients through the whole run; e.g. 500: the
+    short-horizon sensitivity, see :class:`~twin.process.differentiable.IndentReplay`). Curves
     ``<curve>_loading`` and ``<curve>_unloading``: x = displacement / its maximum (increasing),
     y = force / its maximum.
     """
     from twin.process.differentiable import IndentReplay
     s = check_settings("indent", settings, {"case": None, "curve": "indentation",
-                                            **REPLAY_SETTINGS})
+                                            "gradient_memory_steps": None, **REPLAY_SETTINGS})
     checkpoints = _checkpoints("indent", s["checkpoints"])
     margin = _margin("indent", s["capacity_margin"])
     electrode, protocol, materials = _plate_case("indent", s, config_dir)
-    replay = IndentReplay(electrode, protocol, materials, checkpoints, capacity_margin=margin)
+    replay = IndentReplay(electrode, protocol, materials, checkpoints, capacity_margin=margin,
+                          gradient_memory_steps=s["gradient_memory_steps"])
     x = replay.displacement_um / replay.displacement_um.max()
     peak = int(np.argmax(x))
 

@@ -23,7 +23,7 @@ from test_experiments import load
 from twin.physics.materials import pair_table
 from twin.process.calender import CalenderProtocol, PlateRun, calender
 from twin.process.differentiable import (CalenderReplay, IndentReplay, PlateReplay, _Unloading,
-                                         compiled_peak_bytes, event_shift)
+                                         compiled_peak_bytes, event_shift, fade_tangent)
 from twin.process.indent import IndentProtocol
 from twin.process.pack import Electrode
 
@@ -40,7 +40,8 @@ def tiny_electrode() -> Electrode:
 
 def test_release_crossing_interpolates_in_value_with_the_window_rate_in_gradient():
     def crossing(above_z, above_force, below_force=2.0, fall_rate=8.0, pending=False):
-        unloading = _Unloading(None, None, None, above_z, above_force, jnp.asarray(fall_rate),
+        unloading = _Unloading(None, None, None, above_z, None, above_force,
+                               jnp.asarray(fall_rate),
                                jnp.asarray(above_z + 1.0), below_force, jnp.asarray(pending))
         return unloading.crossing(4.0)
 
@@ -209,6 +210,51 @@ def test_a_replay_leaving_the_forward_layout_raises():
 
     with pytest.raises(Exception, match="overflow"):
         jax.block_until_ready(pressed())
+
+
+def test_fade_tangent_keeps_values_and_scales_derivatives():
+    tree = {"x": jnp.asarray([1.0, -2.0]), "ids": jnp.asarray([3, 4])}
+    faded = fade_tangent(tree, 0.25)
+    np.testing.assert_array_equal(faded["x"], tree["x"])
+    np.testing.assert_array_equal(faded["ids"], tree["ids"])
+    grad = jax.grad(lambda x: jnp.sum(fade_tangent({"x": x}, 0.25)["x"] ** 2))(tree["x"])
+    np.testing.assert_allclose(grad, 0.25 * 2.0 * tree["x"], rtol=1e-15)
+
+
+def test_gradient_memory_keeps_values_and_bounds_the_history_of_the_gradient():
+    """With gradient_memory_steps M the forces are those of the plain run; M → 0 leaves the
+    gradient of one step from the previous state held fixed, M → ∞ the whole run's gradient
+    (40 steps of the plate pressing the tiny electrode, gradient in E_plate)."""
+    protocol = CalenderProtocol(target_pressure_mpa=20.0, viscous_damping_per_us=DAMPING, **FAST)
+    run = PlateRun(tiny_electrode(), protocol)
+    replay = PlateReplay(tiny_electrode(), protocol, None, run.spec, checkpoints=4)
+    plate = replay.materials.names.index("steel")
+    table = pair_table(replay.materials)
+    # start with the plate in contact, so that the forces depend on E_plate
+    pressed, _ = jax.jit(lambda st: replay.segment(st, table, 1200, -5.0))(replay.initial(
+        replay.materials))
+
+    def materials(youngs):
+        return eqx.tree_at(lambda m: m.youngs_modulus, replay.materials,
+                           replay.materials.youngs_modulus.at[plate].set(youngs))
+
+    def forces(youngs, memory, start=pressed, steps=40):
+        return replay.segment(start, pair_table(materials(youngs)), steps, -5.0, memory)[1][1]
+
+    youngs = replay.materials.youngs_modulus[plate]
+    np.testing.assert_array_equal(jax.jit(lambda e: forces(e, 50.0))(youngs),
+                                  jax.jit(lambda e: forces(e, None))(youngs))
+    before_last = jax.jit(lambda st: replay.segment(st, table, 39, -5.0)[0])(pressed)
+    one_step = float(jax.jit(jax.grad(lambda e: forces(e, None, before_last, 1)[-1]))(youngs))
+    full = float(jax.jit(jax.grad(lambda e: forces(e, None)[-1]))(youngs))
+    assert one_step != 0.0 and abs(full - one_step) > 1e-6 * abs(full)  # history contributes
+    assert float(jax.jit(jax.grad(lambda e: forces(e, 1e-3)[-1]))(youngs)) == pytest.approx(
+        one_step, rel=1e-10)
+    assert float(jax.jit(jax.grad(lambda e: forces(e, 1e12)[-1]))(youngs)) == pytest.approx(
+        full, rel=1e-8)
+    with pytest.raises(ValueError, match="gradient_memory_steps"):
+        IndentReplay(tiny_electrode(), IndentProtocol(depth_fraction=0.05, **FAST),
+                     gradient_memory_steps=0)
 
 
 def test_calibrate_builds_the_porosity_pressure_simulator_from_a_case_file(tmp_path,

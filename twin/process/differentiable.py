@@ -84,15 +84,34 @@ DEFAULT_CHECKPOINTS = 4
 UNLOADING_BOUND = 4
 
 
+def fade_tangent(tree, retention):
+    """``tree`` in value, with its derivative scaled by ``retention`` (λ): sg(x) + λ (x − sg(x))
+    for every floating leaf. Applied to the state before each step, it gives gradients an
+    exponential memory: a perturbation's effect on the state k steps later is weighted by λ^k
+    (truncated backpropagation with a smooth horizon, cf. the truncated adjoint of chaotic
+    systems; Metz et al., "Gradients are not all you need", arXiv:2111.05803, 2021)."""
+    def fade(x):
+        if not eqx.is_inexact_array(x):
+            return x
+        held = lax.stop_gradient(x)
+        return held + retention * (x - held)
+    return jax.tree.map(fade, tree)
+
+
 def _run_segment(state: DEMState, table, box, spec: NeighborSpec, config, steps: int,
-                 velocity: float, plate: int, checkpoints):
+                 velocity: float, plate: int, checkpoints, gradient_memory: float | None = None):
     """Advance ``steps`` (static) with the plate at ``velocity`` µm/µs; return the state and the
     per-step plate height and force (µm, 1e-9 N). Online-checkpointed in reverse mode (see the
-    module docstring)."""
+    module docstring). With ``gradient_memory`` M (steps), the state's derivative fades by
+    λ = exp(−1/M) per step (:func:`fade_tangent`): values are unchanged; a force's gradient sees
+    the materials through the contact law at its configuration and the last ~M steps."""
     state = eqx.tree_at(lambda s: s.walls.velocity_z, state,
                         state.walls.velocity_z.at[plate].set(velocity))
+    retention = None if gradient_memory is None else math.exp(-1.0 / gradient_memory)
 
     def advance(current, _):
+        if retention is not None:
+            current = fade_tangent(current, retention)
         current = step(current, table, box, spec, config)
         return current, (current.walls.z[plate], current.wall_force[plate, 2])
 
@@ -146,6 +165,18 @@ def check_gradient_from_fraction(fraction):
     return float(fraction)
 
 
+def check_gradient_memory(steps):
+    """``steps`` (None or a number > 0), or a ValueError naming it: the gradient memory of an
+    indentation replay, in steps."""
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, (int, float)) \
+            or not (math.isfinite(steps) and steps > 0):
+        raise ValueError(f"gradient_memory_steps = {steps!r} must be a number of steps > 0 "
+                         "(e.g. 500), or None for gradients through the whole run")
+    return float(steps)
+
+
 def _capacities_with_margin(spec: NeighborSpec, particles: int, margin: float) -> dict:
     """A forward run's neighbour capacities with ``margin`` × more room (a replay under
     perturbed parameters follows a slightly different path)."""
@@ -177,9 +208,9 @@ class PlateReplay:
         return initial_state(s.spheres, s.walls, self.pair_list, materials, self.box,
                              self.config)
 
-    def segment(self, state, table, steps, velocity):
+    def segment(self, state, table, steps, velocity, gradient_memory=None):
         return _run_segment(state, table, self.box, self.spec, self.config, int(steps),
-                            float(velocity), self.plate, self.checkpoints)
+                            float(velocity), self.plate, self.checkpoints, gradient_memory)
 
     @staticmethod
     def checked(values, state):
@@ -209,14 +240,16 @@ class _Loading(eqx.Module):
 
 class _Unloading(eqx.Module):
     """Carry of the unloading loop: the state; the plate height and force of the last steps
-    (oldest first); the last step whose force was at or above the release threshold (height,
-    force, and the force's fall per µm of rise over the steps before it); the first step after it
-    (height, force); and whether the force is still at or above the threshold (``pending``)."""
+    (oldest first); the last step whose force was at or above the release threshold (plate
+    height, force, the force's fall per µm of rise over the steps before it, and the sphere
+    heights); the first step after it (height, force); and whether the force is still at or
+    above the threshold (``pending``)."""
 
     state: DEMState
     recent_z: jax.Array
     recent_force: jax.Array
     above_z: jax.Array
+    above_sphere_z: jax.Array
     above_force: jax.Array
     above_fall_rate: jax.Array
     below_z: jax.Array
@@ -300,6 +333,7 @@ class CalenderReplay(PlateReplay):
             first_below = c.pending & ~above
             return _Unloading(
                 new, recent_z, recent_force, jnp.where(above, z, c.above_z),
+                jnp.where(above, new.spheres.position[:, 2], c.above_sphere_z),
                 jnp.where(above, force, c.above_force),
                 jnp.where(above, fall_rate, c.above_fall_rate),
                 jnp.where(first_below, z, c.below_z), jnp.where(first_below, force, c.below_force),
@@ -310,7 +344,8 @@ class CalenderReplay(PlateReplay):
         # The recent heights start one step apart below the turn (no division by zero).
         travel = self.protocol.plate_speed_um_us * self.config.dt
         start = _Unloading(state, z0 - travel * jnp.arange(window, 0, -1), jnp.full(window, f0),
-                           z0, f0, jnp.zeros(()), z0, f0, jnp.asarray(True))
+                           z0, state.spheres.position[:, 2], f0, jnp.zeros(()), z0, f0,
+                           jnp.asarray(True))
         return eqxi.while_loop(
             lambda c: c.pending | (c.state.walls.z[plate] <= c.above_z + clearance), advance,
             start, max_steps=self.max_unloading_steps, kind="checkpointed",
@@ -352,7 +387,9 @@ class CalenderReplay(PlateReplay):
                                "the plate still carried the release threshold after "
                                f"{self.max_unloading_steps} unloading steps "
                                f"({UNLOADING_BOUND}x the forward run's)")
-            solid = jnp.sum(sphere_volume_in_slab(released.state.spheres.position[:, 2],
+            # The spheres where the plate last carried the threshold: the porosity at the
+            # release, not at the loop's end (which moves with the materials by whole steps).
+            solid = jnp.sum(sphere_volume_in_slab(released.above_sphere_z,
                                                   self.unexpanded_radius, self.floor, top))
             porosity.append(1.0 - solid / (self.area * (top - self.floor)))
             thickness.append(top - self.floor)
@@ -373,12 +410,21 @@ class IndentOutcome(eqx.Module):
 
 class IndentReplay(PlateReplay):
     """The normalised load–displacement curve as a differentiable function of the materials
-    (displacement-controlled: no event; the displacement axis is fixed by the protocol)."""
+    (displacement-controlled: no event; the displacement axis is fixed by the protocol).
+
+    ``gradient_memory_steps`` M (None: through the whole run) is the indentation's short-horizon
+    sensitivity, the counterpart of the calendering's ``gradient_from_fraction``: the state's
+    derivative fades by exp(−1/M) per step (:func:`fade_tangent`), so that each recorded force
+    responds to the materials through the contact law at its configuration and the relaxation
+    of the last ~M steps, not through the packing's chaotic history.
+    """
 
     def __init__(self, electrode: Electrode, protocol: IndentProtocol,
                  materials: Materials | None = None, checkpoints: int = DEFAULT_CHECKPOINTS,
-                 progress=None, capacity_margin: float = CAPACITY_MARGIN):
+                 progress=None, capacity_margin: float = CAPACITY_MARGIN,
+                 gradient_memory_steps: float | None = None):
         capacity_margin = check_capacity_margin(capacity_margin)   # before the forward run
+        self.gradient_memory_steps = check_gradient_memory(gradient_memory_steps)
         self.forward = indent(electrode, protocol, materials, progress)
         super().__init__(replicate(electrode, int(protocol.replicas)), protocol, materials,
                          self.forward.spec, checkpoints, capacity_margin)
@@ -400,8 +446,9 @@ class IndentReplay(PlateReplay):
         table = pair_table(materials)
         v, every = self.protocol.plate_speed_um_us, self.protocol.record_every
         state = self.initial(materials)
-        state, (_, load_force) = self.segment(state, table, self.loading, -v)
-        state, (_, unload_force) = self.segment(state, table, self.unloading, v)
+        memory = self.gradient_memory_steps
+        state, (_, load_force) = self.segment(state, table, self.loading, -v, memory)
+        state, (_, unload_force) = self.segment(state, table, self.unloading, v, memory)
         force = jnp.concatenate([load_force, unload_force])[every - 1::every][self.engaged]
         force = self.checked(force, state)
         return IndentOutcome(force / jnp.max(force), jnp.max(force))
