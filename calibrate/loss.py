@@ -82,6 +82,13 @@ class Objective:
     def materials(self, values: dict):
         return materials_from_parameters(self.base, values, self.mixing)
 
+    def collapsing_contacts(self, values: dict) -> list[str]:
+        """Contacts where physical parameter ``values`` let cohesion collapse the simulated
+        packing (:func:`twin.physics.materials.collapsing_pairs`; empty for a simulator
+        without cohesion or that cannot tell)."""
+        check = getattr(self.simulator, "collapsing_contacts", None)
+        return [] if check is None else list(check(self.materials(values)))
+
     def simulate(self, values: dict) -> dict:
         """The simulator's curves at physical parameter ``values``."""
         curves = self.simulator(self.materials(values))

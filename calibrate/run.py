@@ -50,7 +50,9 @@ def run_calibration(config_path, out, resume: bool = False, print_line=None) -> 
     loss_start = float(objective.loss_jit(theta_start))
     clock = time.perf_counter()
     summary = {"config": str(Path(config_path).resolve()), "optimizer": vars(settings).copy(),
-               "simulation": config.simulation, "mixing": config.mixing, "loss_start": loss_start}
+               "simulation": config.simulation, "mixing": config.mixing, "loss_start": loss_start,
+               "collapsing_contacts_start": warn_collapsing(objective, theta_start, "start",
+                                                            print_line)}
     if settings.starts == 1:
         result = fit(objective, settings, out, resume, progress)
         theta, history = result.theta, result.history
@@ -65,6 +67,7 @@ def run_calibration(config_path, out, resume: bool = False, print_line=None) -> 
                                    "losses": result.losses.tolist(), "failed": result.failed,
                                    "spread": result.spread})
     summary["wall_seconds"] = time.perf_counter() - clock
+    summary["collapsing_contacts_fit"] = warn_collapsing(objective, theta, "fit", print_line)
     analysis = identifiability(objective, theta, config.identifiability.get("sigma2"),
                                config.identifiability.get("threshold", 1e-8))
     summary["identifiability"] = analysis.as_dict()
@@ -73,6 +76,15 @@ def run_calibration(config_path, out, resume: bool = False, print_line=None) -> 
     write_parameters_csv(out / "parameters.csv", summary["parameters"])
     plot_fit(out / "fit.png", objective, theta_start, theta, history)
     return summary
+
+
+def warn_collapsing(objective: Objective, theta, label: str, print_line=None) -> list[str]:
+    """:meth:`Objective.collapsing_contacts` at ``theta``, each printed as a warning."""
+    lines = objective.collapsing_contacts(objective.parameters.values(theta))
+    for line in lines:
+        if print_line is not None:
+            print_line(f"warning: at the {label} point cohesion collapses the packing: {line}")
+    return lines
 
 
 def parameter_rows(config: Config, theta, analysis) -> list:

@@ -194,6 +194,7 @@ def calender_porosity_pressure(settings: dict, config_dir: Path) -> Simulator:
         return {s["curve"]: (replay.pressures_mpa, replay.replay(materials).porosity)}
 
     simulate.forward_mode = False
+    simulate.collapsing_contacts = replay.collapsing_contacts
     return simulate
 
 
@@ -225,6 +226,7 @@ def indentation_curve(settings: dict, config_dir: Path) -> Simulator:
                 f"{s['curve']}_unloading": (x[peak:][::-1], y[peak:][::-1])}
 
     simulate.forward_mode = False
+    simulate.collapsing_contacts = replay.collapsing_contacts
     return simulate
 
 
@@ -270,6 +272,11 @@ def combined(settings: dict, config_dir: Path) -> Simulator:
             curves.update(produced)
         return curves
 
+    def collapsing_contacts(materials: Materials) -> list[str]:
+        return sorted({line for f in simulators
+                       for line in getattr(f, "collapsing_contacts", lambda m: [])(materials)})
+
+    simulate.collapsing_contacts = collapsing_contacts
     simulate.traceable = all(getattr(f, "traceable", True) for f in simulators)
     simulate.forward_mode = all(getattr(f, "forward_mode", True) for f in simulators)
     return simulate

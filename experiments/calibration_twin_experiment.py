@@ -69,7 +69,7 @@ from calibrate.config import load_config  # noqa: E402
 from calibrate.fit import fit, progress_printer, write_history  # noqa: E402
 from calibrate.identifiability import identifiability  # noqa: E402
 from calibrate.parameters import table2  # noqa: E402
-from calibrate.run import objective_from_config  # noqa: E402
+from calibrate.run import objective_from_config, warn_collapsing  # noqa: E402
 from calibrate.simulators import make_simulator  # noqa: E402
 from twin.io.lammps import write_sphere_data  # noqa: E402
 from twin.physics.space import Box  # noqa: E402
@@ -249,6 +249,7 @@ def main(argv=None) -> int:
     objective = objective_from_config(config)
     report = {"config": str(CONFIG), "precision": "float64"}
     start = objective.parameters.start_theta()
+    report["collapsing_contacts_start"] = warn_collapsing(objective, start, "start", print)
     path = out / "twin_experiment.json"
     if args.fit is None or args.check_gradients:
         report["gradient_check"] = gradient_table(objective, start)

@@ -272,6 +272,12 @@ def test_calibrate_builds_the_porosity_pressure_simulator_from_a_case_file(tmp_p
     np.testing.assert_array_equal(pressures, [20.0])
     expected = jax.jit(calender_replay.replay)(materials).porosity
     assert abs(float(porosity[0]) - float(expected[0])) <= 0.01
+    # the cohesion check of calibrate's start and fit points (calibrate/run.py)
+    assert simulate.collapsing_contacts(materials) == []
+    cbd = materials.names.index("CBD")
+    sticky = eqx.tree_at(lambda m: m.cohesion_energy_density, materials,
+                         materials.cohesion_energy_density.at[cbd, cbd].multiply(5.0))
+    assert [line.split(":")[0] for line in simulate.collapsing_contacts(sticky)] == ["CBD–CBD"]
     with pytest.raises(ValueError, match="pressures_MPa"):
         make_simulator({"kind": "calender", "case": "case.toml", "pressures_MPa": []}, tmp_path)
     with pytest.raises(ValueError, match="needs case"):

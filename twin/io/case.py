@@ -45,6 +45,7 @@ Every quantity carries its unit in the key. Example (all keys shown)::
 from __future__ import annotations
 
 import tomllib
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -53,7 +54,8 @@ import numpy as np
 
 from twin.physics.cohesion import COHESION_MODELS
 from twin.physics.dem import DEMConfig, Spheres, Walls, initial_state
-from twin.physics.materials import MIXING_RULES, Materials
+from twin.physics.materials import (COLLAPSING_OVERLAP_RATIO, MIXING_RULES, Materials,
+                                    collapsing_pairs)
 from twin.physics.neighbors import allocate_neighbors
 from twin.physics.simulate import DEFAULT_RAYLEIGH_FRACTION, check_time_step
 from twin.physics.space import Box, wrap_positions
@@ -102,8 +104,14 @@ class Case:
     def mass(self) -> np.ndarray:
         return self.density * 4.0 / 3.0 * np.pi * self.radius**3
 
+    def collapsing_contacts(self) -> list[str]:
+        """:func:`~twin.physics.materials.collapsing_pairs` of this case's sphere types and walls."""
+        return collapsing_pairs(self.materials, self.cohesion, np.unique(self.types),
+                                [w.material for w in self.walls])
+
     def validate(self) -> None:
-        """Raise ValueError naming the offending value and the fix."""
+        """Raise ValueError naming the offending value and the fix; warn (with the numbers) where
+        cohesion would collapse the packing (:meth:`collapsing_contacts`)."""
         n = len(self.radius)
         if n == 0:
             raise ValueError(f"case {self.name!r} has no particles")
@@ -130,6 +138,12 @@ class Case:
             raise ValueError(f"trajectory_every = {self.trajectory_every} must be a multiple of "
                              f"walls_every = {self.walls_every}")
         self.materials.check()
+        collapsing = self.collapsing_contacts()
+        if collapsing:
+            warnings.warn(f"case {self.name!r}: cohesion beats the Hertz repulsion up to an overlap "
+                          f"beyond {COLLAPSING_OVERLAP_RATIO:g} R* for " + "; ".join(collapsing)
+                          + ": the packing will collapse into deep overlaps, outside the contact "
+                          "law's validity (lower the CED or raise E)", stacklevel=2)
         lo, hi = np.asarray(self.box.lo), np.asarray(self.box.hi)
         for axis, periodic in enumerate(self.box.periodic):
             if periodic:

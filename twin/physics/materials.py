@@ -19,7 +19,10 @@ import math
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
+
+from twin.physics.cohesion import equilibrium_overlap_ratio
 
 SQRT_FIVE_SIXTHS = math.sqrt(5.0 / 6.0)
 MIXING_RULES = ("geometric", "artistic")
@@ -141,3 +144,29 @@ def rayleigh_time(radius, density, youngs_modulus, poisson):
     """
     shear_modulus = youngs_modulus / (2.0 * (1.0 + poisson))
     return math.pi * radius * jnp.sqrt(density / shear_modulus) / (0.1631 * poisson + 0.8766)
+
+
+# Above this equilibrium overlap ratio δ_c / R* cohesion collapses a packing (see
+# :func:`twin.physics.cohesion.equilibrium_overlap_ratio`).
+COLLAPSING_OVERLAP_RATIO = 1.0
+
+
+def collapsing_pairs(materials: Materials, cohesion: str, sphere_types, wall_types=(),
+                     limit: float = COLLAPSING_OVERLAP_RATIO) -> list[str]:
+    """The contacts whose cohesive equilibrium overlap δ_c / R* exceeds ``limit``: every pair of
+    ``sphere_types`` and every sphere type against each of ``wall_types`` (type indices), as
+    ``"CBD–CBD: δ_c/R* = 3.2 (CED 1.05e+08 J/m³, E* 0.55 GPa)"`` lines (empty when none)."""
+    table = pair_table(materials)
+    e_star = np.asarray(table.e_star)
+    ced = np.asarray(table.cohesion_energy_density)
+    spheres = sorted({int(t) for t in sphere_types})
+    contacts = [(i, j, False) for i in spheres for j in spheres if i <= j]
+    contacts += [(i, int(w), True) for i in spheres for w in sorted({int(w) for w in wall_types})]
+    names, lines = materials.names, []
+    for i, j, wall in contacts:
+        ratio = float(equilibrium_overlap_ratio(cohesion, ced[i, j], e_star[i, j], wall))
+        if ratio > limit:
+            lines.append(f"{names[i]}–{names[j]}{' (wall)' if wall else ''}: δ_c/R* = "
+                         f"{ratio:.3g} (CED {ced[i, j] * 1e3:.3g} J/m³, "
+                         f"E* {e_star[i, j] * 1e-6:.3g} GPa)")
+    return lines

@@ -67,7 +67,7 @@ from jax import lax
 
 from twin.analysis.porosity import sphere_volume_in_slab
 from twin.physics.dem import INERTIA_FACTOR, DEMState, initial_state, step
-from twin.physics.materials import Materials, pair_table
+from twin.physics.materials import Materials, collapsing_pairs, pair_table
 from twin.physics.neighbors import NeighborSpec, allocate_neighbors
 from twin.process.calender import (MICRO_PRESSURE_TO_MPA, CalenderProtocol, PlateRun,
                                    calender_sweep)
@@ -202,6 +202,13 @@ class PlateReplay:
             np.asarray(s.position), np.asarray(s.radius), self.box, forward_spec.skin,
             wall_z=np.asarray(walls.z), wall_normal_z=np.asarray(walls.normal_z),
             **_capacities_with_margin(forward_spec, s.count, capacity_margin))
+
+    def collapsing_contacts(self, materials: Materials) -> list[str]:
+        """Where ``materials`` would let cohesion collapse this electrode
+        (:func:`~twin.physics.materials.collapsing_pairs`); empty when nowhere."""
+        return collapsing_pairs(materials, self.config.cohesion,
+                                np.unique(np.asarray(self.start.spheres.type)),
+                                np.asarray(self.start.walls.type))
 
     def initial(self, materials: Materials) -> DEMState:
         s = self.start
