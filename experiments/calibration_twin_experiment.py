@@ -18,23 +18,36 @@ w.r.t. ln E_CBD grows from 0.39 to 17.4 µm rms in 2500 steps, friction 0.001) a
 smooth at any finite-difference scale; with it the tangent stays bounded (~0.6 µm). The drag
 also takes most of the inertia, hence most of the restitution's influence, out of the outcome.
 
-Status (measured 2026-11, float64, 2 shared cores): NOT yet a smooth problem. At the start point,
-jax.grad and central differences at steps 1e-2 and 1e-3 (in θ) disagree for all eight parameters
-(relative differences 0.12–1.8; the two FD steps disagree with each other as much). A 1-D scan
-shows why: both the porosity part and the indentation part of the loss are smooth between jumps
-(e.g. in θ(E_AM) the loss is flat to 1e-4 on [−0.01, 0] and on [0.0025, 0.01] but jumps from
-0.446 to 0.271 in between, both curves at once). Candidate causes, not yet separated: the plate
-force is an instantaneous sample (impact spikes at 5 m/s: the indentation is normalised by a
-spike, the recovered thickness is the last record above 1 % of the target force, which jumps
-when the unloading force is not monotone), and discrete events inside the DEM replay. The AM
-spheres (up to 4 µm) bridge this 4.4 µm electrode beyond ~4 MPa, so the porosity at 20–100 MPa
-varies by 0.06 pp only. The identifiability at the truth (σ² for 1 % noise) finds no direction
-below the 1e-8 threshold (eigenvalues 7.0 … 2.1e5); the weakest is almost pure AM friction
-(relative σ 37 % at 1 % noise; the others 6–12 %). L-BFGS from 50 % off: loss 0.446 → 0.0241 in
-29 iterations (73 value-and-gradient evaluations, one ≈ 8–9 loss evaluations), then no
-acceptable line-search step; no parameter within 5 % (E, CED of both phases all 70–92 % low
-together: the normalised indentation does not fix the force scale). Record:
-experiments/data/calibration_twin/twin_experiment_lbfgs.json.
+Starts: 50 % off, alternately −50 % and +50 % (E_AM −50 %, E_CBD +50 %, ...). The other
+alternation (E_CBD −50 %, CED_CBD +50 %) starts where SJKR2 cohesion beats the Hertz repulsion up
+to an overlap of 2.2 R* (CBD–CBD; 1.6 R* CBD–AM; :func:`twin.physics.cohesion.
+equilibrium_overlap_ratio`): the binder collapses into deep overlaps, the loss jumps (a 0.2 %
+change of E_AM moved the porosity by 0.46 pp through one CBD particle), and AD and FD disagree
+in sign. From this start the ratios are 0.03 / 0.19 (Table 2: 0.25 / 0.54), 11-point scans of
+the residuals in ln E_AM and ln E_CBD are smooth, and the calibration warns about such points
+(``Objective.collapsing_contacts``).
+
+Status (measured 2026-12-06, float64, 2-core AMD EPYC; record
+experiments/data/calibration_twin/twin_experiment.json, gradients with
+``gradient_from_fraction = 0.9`` for the calendering and ``gradient_memory_steps = 200`` for
+the indentation):
+
+* AD vs central FD at the start: same sign for all eight parameters, within 13–50 % (AM friction
+  1e-5); FD at h = 1e-2 and 1e-3 still disagree for the CEDs (the loss is rough at that scale).
+* L-BFGS: loss 0.102 → 1.28e-3 in 19 iterations (54 evaluations, 10 min), then no acceptable
+  line-search step. E_AM +2.2 % (recovered); E_CBD −11 %, CED_AM −5.3 %, CED_CBD −24 %;
+  restitution and friction hardly moved from their starts. Adam (lr 0.05, 50 iterations): loss
+  2.9e-3, E_AM +2.6 %, the others 10–77 % off.
+* Why it stops there: (1) identifiability. At 1 % noise the Fisher analysis at the truth gives
+  relative σ of 5.9 % (E_AM), 8.6 % (E_CBD), 12 / 8.5 % (CED_AM / CED_CBD), 15 / 22 %
+  (restitution) and 100 / 69 % (friction): with drag 100/µs and μ = 0.001 the two curves barely
+  see restitution and friction (weakest direction: AM friction − CBD friction, λ = 0.72).
+  (2) Roughness. The loss at random perturbations of θ around the truth (where it is 0) is
+  0.4–1.2e-5 at |δθ| ~ 1e-3, 1e-4–2.6e-3 at 1e-2, 7e-4–6e-3 at 3e-2: the packing's chaos acts
+  as noise of a few per cent on the residuals, the level where L-BFGS stalled.
+
+Next: a larger electrode (chaotic noise averages out over more contacts) and more informative
+curves (more pressures; the unloading; no drag for restitution).
 
 Usage::
 

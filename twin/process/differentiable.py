@@ -32,6 +32,9 @@ that it can be differentiated:
   z_c = z_a + (F_a − F_thr)(z_b − z_a)/(F_a − F_b), the same event rule with a secant slope.
   The forward :func:`~twin.process.calender.calender` uses the highest *recorded* position with
   ≥ 1 % of the maximum filtered force; the two differ by less than one record's plate travel.
+  The replay's porosity takes the sphere heights at that last step at or above the threshold
+  (carried by the loop), not at the loop's end, which moves with the materials by whole steps
+  (it gave porosity jumps of ~1.4e-4 in an E_AM scan); the forward run uses its final positions.
 
 Chaos, measured (123-sphere electrode of tests/test_differentiable.py, 20 MPa, 5 m/s, drag
 100/µs, float64; 21-point scans of ln θ over ±0.2): the turn position is smooth in E_AM and its
@@ -46,6 +49,14 @@ loading, the turn and the unloading only — a short-horizon, quasi-static sensi
 thickness 0.00517 µm (FD 0.0051 at h = 0.04), porosity 9.4e-4 (scan slope 8.5e-4–1.2e-3); the
 turn position then loses the history's share (0.0042 vs 0.025 µm), so use it for outcomes after
 recovery, the full gradient for the turn.
+
+The indentation has no such event to cut at; ``gradient_memory_steps`` M fades the state's
+derivative by exp(−1/M) per step instead (:func:`fade_tangent`). Measured on the twin
+experiment's indentation (10 % depth, 5 m/s, drag 100/µs), d loss / d ln E: CBD full run −6.8e-3,
+M = 200 / 500 / 1000 / 2000: −4.7 / −5.8 / −6.3 / −6.5e-3, central FD −3.6e-3 (h = 0.04) to
+−4.9e-3 (h = 0.01); AM full run −8.2e-4, M = 200 / 500 / 1000: −6.7 / −7.5 / −7.8e-4, FD −8.7e-4.
+Short memories tame the chaotic part (CBD) at the price of a bias where the response is slow
+(AM); neither is within 5 % for both.
 
 What is differentiable: every leaf of :class:`~twin.physics.materials.Materials` (E, ν,
 restitution, friction and CED of each type, i.e. of AM, CBD, the collector and the plate). The
