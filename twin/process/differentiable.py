@@ -234,7 +234,10 @@ class PlateReplay:
     def checked(values, state):
         return eqx.error_if(values, state.neighbors.overflow,
                             "neighbour list overflow in a differentiable replay: the path left "
-                            "the forward run's layout; raise CAPACITY_MARGIN")
+                            "the forward run's layout (its capacities × capacity_margin); raise "
+                            "capacity_margin (the replay's argument, or the [simulation] setting "
+                            "of calibrate's calender and indent kinds; a fit resumes with "
+                            "--resume)")
 
 
 class CalenderOutcome(eqx.Module):
