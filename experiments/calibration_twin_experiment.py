@@ -46,8 +46,16 @@ the indentation):
   0.4–1.2e-5 at |δθ| ~ 1e-3, 1e-4–2.6e-3 at 1e-2, 7e-4–6e-3 at 3e-2: the packing's chaos acts
   as noise of a few per cent on the residuals, the level where L-BFGS stalled.
 
-Next: a larger electrode (chaotic noise averages out over more contacts) and more informative
-curves (more pressures; the unloading; no drag for restitution).
+Tried the same day, not adopted: (a) the same experiment on a 21 µm wide cut (583 spheres):
+the loss at random 1e-2 perturbations of the truth falls to 1.0–5.1e-4 (roughness averages
+out), but the curves constrain the parameters even less (relative σ at 1 % noise 19 / 27 % for
+E_AM / E_CBD, 25 / 33 % for the CEDs), and its L-BFGS stopped at the first evaluation on a
+neighbour-list overflow (capacity_margin 2 too small for the start). (b) Pressures 2, 5, 10, 20
+MPa instead of 20, 50, 100: the porosity falls from 43.1 % to 37.3 % between 2 and 5 MPa and is
+flat beyond, and the relative σ are unchanged (the indentation carries the information).
+
+Next: more informative curves (the indentation's unloading, absolute force scale, no drag for
+restitution, a larger friction range) on a larger electrode.
 
 Usage::
 
