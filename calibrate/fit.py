@@ -265,13 +265,14 @@ def load_checkpoint(folder, template, meta: dict):
 
 
 def write_history(folder, history: list):
-    """``history.json`` and ``history.csv`` (the theta column only in the JSON)."""
+    """``history.json`` and ``history.csv`` (theta and the collapsing contacts only in the
+    JSON)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "history.json").write_text(json.dumps(history, indent=1))
     if not history:
         return
-    columns = [k for k in history[0] if k != "theta"]
+    columns = [k for k in history[0] if k not in ("theta", "collapsing_contacts")]
     with (folder / "history.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, columns, extrasaction="ignore")
         writer.writeheader()
@@ -328,6 +329,9 @@ def fit(objective: Objective, settings: OptimizerSettings, out=None, resume: boo
         evaluations += int(used) + (1 if iteration == 0 and settings.name == "lbfgs" else 0)
         seconds += time.perf_counter() - start
         row = history_row(parameters, iteration, theta, value, grad_norm, evaluations, seconds)
+        # contacts where this iterate lets cohesion collapse the packing (loss.Objective)
+        row["collapsing_contacts"] = objective.collapsing_contacts(
+            {name: row[name] for name in parameters.free_names})
         history.append(row)
         if grad_norm < settings.tolerance:
             stopped = f"gradient norm below the tolerance {settings.tolerance:g}"
@@ -365,6 +369,9 @@ def progress_printer(parameters, print_line=functools.partial(print, flush=True)
         values = "  ".join(f"{name}={row[name]:.6g}{(' ' + units[name]) if units[name] else ''}"
                            for name in units)
         extra = f"  failed {row['n_failed']}" if row.get("n_failed") else ""
+        if row.get("collapsing_contacts"):
+            extra += ("  warning: cohesion collapses the packing here: "
+                      + "; ".join(row["collapsing_contacts"]))
         start = f"start {row['start']:3d}  " if "start" in row else ""
         print_line(f"{start}iter {row['iteration']:4d}  loss {row['loss']:.6e}  |grad| "
                    f"{row['grad_norm']:.3e}  {values}{extra}")

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from calibrate.fit import NonFiniteLoss, OptimizerSettings, fit
+from calibrate.fit import NonFiniteLoss, OptimizerSettings, fit, progress_printer
 from calibrate.identifiability import identifiability
 from calibrate.loss import Objective
 from calibrate.multistart import multistart
@@ -237,3 +237,23 @@ def test_multistart_shards_over_two_forced_host_devices(adam_starts):
     assert sharded["devices"] == 2 and sharded["used"] == 2
     np.testing.assert_allclose(sharded["theta"], adam_starts.theta, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(sharded["losses"], adam_starts.losses, rtol=1e-9, atol=1e-20)
+
+
+def test_fit_history_flags_iterates_where_cohesion_collapses_the_packing():
+    """A simulator that can tell (``collapsing_contacts``, as the calender and indent kinds do)
+    has its verdict recorded per iteration and printed; here a made-up rule: E below 250 GPa."""
+    hertz = make_simulator(HERTZ)
+
+    def simulator(materials):
+        return hertz(materials)
+
+    simulator.collapsing_contacts = lambda materials: (
+        ["AM–AM: made up"] if float(materials.youngs_modulus[1]) < gpa_to_micro(250.0) else [])
+    problem = objective(["AM.E_GPa"], 1.5, simulator)
+    printed = []
+    result = fit(problem, OptimizerSettings(name="lbfgs", iterations=6),
+                 progress=progress_printer(problem.parameters, printed.append))
+    flagged = [row["collapsing_contacts"] == ["AM–AM: made up"] for row in result.history]
+    assert flagged == [row["AM.E_GPa"] < 250.0 for row in result.history]
+    assert any(flagged) and not all(flagged)       # starts at 300 GPa, ends near 200 GPa
+    assert sum("warning: cohesion collapses" in line for line in printed) == sum(flagged)
