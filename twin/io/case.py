@@ -104,9 +104,11 @@ class Case:
     def mass(self) -> np.ndarray:
         return self.density * 4.0 / 3.0 * np.pi * self.radius**3
 
-    def collapsing_contacts(self) -> list[str]:
-        """:func:`~twin.physics.materials.collapsing_pairs` of this case's sphere types and walls."""
-        return collapsing_pairs(self.materials, self.cohesion, np.unique(self.types),
+    def collapsing_contacts(self, materials: Materials | None = None) -> list[str]:
+        """:func:`~twin.physics.materials.collapsing_pairs` of this case's sphere types and walls,
+        with the case's materials or ``materials`` (e.g. a calibration's trial values)."""
+        return collapsing_pairs(self.materials if materials is None else materials,
+                                self.cohesion, np.unique(self.types),
                                 [w.material for w in self.walls])
 
     def validate(self) -> None:

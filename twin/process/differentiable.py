@@ -78,7 +78,7 @@ from jax import lax
 
 from twin.analysis.porosity import sphere_volume_in_slab
 from twin.physics.dem import INERTIA_FACTOR, DEMState, initial_state, step
-from twin.physics.materials import Materials, collapsing_pairs, pair_table
+from twin.physics.materials import Materials, pair_table
 from twin.physics.neighbors import NeighborSpec, allocate_neighbors
 from twin.process.calender import (MICRO_PRESSURE_TO_MPA, CalenderProtocol, PlateRun,
                                    calender_sweep)
@@ -207,6 +207,7 @@ class PlateReplay:
         self.protocol, self.checkpoints, self.plate = protocol, checkpoints, run.plate
         self.start, self.box, self.config = run.state, run.box, run.config
         self.materials, self.area, self.floor = run.materials, run.area, run.floor
+        self.case = run.case
         self.start_z = run.case.walls[run.plate].z
         s, walls = self.start.spheres, self.start.walls
         self.spec, self.pair_list = allocate_neighbors(
@@ -216,10 +217,8 @@ class PlateReplay:
 
     def collapsing_contacts(self, materials: Materials) -> list[str]:
         """Where ``materials`` would let cohesion collapse this electrode
-        (:func:`~twin.physics.materials.collapsing_pairs`); empty when nowhere."""
-        return collapsing_pairs(materials, self.config.cohesion,
-                                np.unique(np.asarray(self.start.spheres.type)),
-                                np.asarray(self.start.walls.type))
+        (:meth:`twin.io.case.Case.collapsing_contacts` of the forward run's case)."""
+        return self.case.collapsing_contacts(materials)
 
     def initial(self, materials: Materials) -> DEMState:
         s = self.start
