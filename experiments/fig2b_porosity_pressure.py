@@ -5,11 +5,13 @@ electrode reaches the paper's calendered porosities (31.5 % and 27.2 %).
 
 Electrode: ``--electrode DATA`` (LAMMPS data of a dried electrode, x y periodic, collector below;
 default: the paper-size dried electrode ``experiments/data/dried_paper_electrode.data`` made by
-``experiments/dried_electrode.py``). Protocol: :class:`twin.process.calender.CalenderProtocol`
-with the plate speed and background drag given (a quasi-static protocol: see
-``benchmarks/quasi_static.py`` for the speed/drag that reproduces a slow reference), Table 2
-materials with the authors' mixing, float64. One loading stroke is shared by all pressures
-(:func:`twin.process.calender.calender_sweep`).
+``experiments/dried_electrode.py``). ``--electrode-format authors`` reads instead the authors'
+CGMD-dried electrode, the input of their calendering script (AM diameters already expanded 2 %;
+:func:`twin.process.pack.authors_dried_electrode`, whose docstring says where to find it).
+Protocol: :class:`twin.process.calender.CalenderProtocol` with the plate speed and background
+drag given (a quasi-static protocol: see ``benchmarks/quasi_static.py`` for the speed/drag that
+reproduces a slow reference), Table 2 materials with the authors' mixing, float64. One loading
+stroke is shared by all pressures (:func:`twin.process.calender.calender_sweep`).
 
 AM expansion: the authors expand the AM diameters by 2 % because their CGMD-dried packing has no
 Hertz overlap (FACTS.md). The stand-in DEM drying stage leaves a packing already in Hertz contact;
@@ -73,6 +75,9 @@ def main(argv=None):
                         help="target pressures (MPa)")
     parser.add_argument("--plate-speed", type=float, default=2.0, help="m/s")
     parser.add_argument("--damping", type=float, default=0.0, help="background drag γ (1/µs)")
+    parser.add_argument("--electrode-format", choices=("twin", "authors"), default="twin",
+                        help="twin: types 1..7 with the class diameters (our dried electrode); "
+                             "authors: the authors' coord_out_electrode.sys")
     parser.add_argument("--am-expansion", type=float, default=1.0,
                         help="AM diameter factor before calendering (authors: 1.02, see above)")
     parser.add_argument("--set", action="append", default=[], metavar="TYPE.PROPERTY=VALUE",
@@ -89,11 +94,17 @@ def main(argv=None):
     from calibrate.parameters import materials_from_parameters, table2
     from twin.io.calender_folder import write_calender_folder
     from twin.process.calender import CalenderProtocol, calender_sweep
-    from twin.process.pack import artistic_electrode
+    from twin.process.pack import artistic_electrode, authors_dried_electrode
 
+    if args.electrode_format == "authors":
+        if args.am_expansion != 1.0:
+            raise SystemExit("--am-expansion: the authors' calendering input has its AM diameters "
+                             "expanded already; leave it at 1.0")
+        electrode = authors_dried_electrode(args.electrode)
+    else:
+        electrode = artistic_electrode(args.electrode)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    electrode = artistic_electrode(args.electrode)
     protocol = CalenderProtocol(target_pressure_mpa=max(args.pressures),
                                 plate_speed_um_us=args.plate_speed,
                                 viscous_damping_per_us=args.damping,
@@ -118,7 +129,8 @@ def main(argv=None):
                header="pressure_MPa,porosity,thickness_um,recovery_um,inertial_number")
     initial = results[0].summary["initial_porosity"]
     summary = {
-        "electrode": str(args.electrode), "particles": int(len(electrode.radius)),
+        "electrode": str(args.electrode), "electrode_format": args.electrode_format,
+        "particles": int(len(electrode.radius)),
         "initial_porosity": initial, "plate_speed_m_s": args.plate_speed,
         "viscous_damping_per_us": args.damping, "am_expansion": args.am_expansion,
         "table2_replaced": replaced,

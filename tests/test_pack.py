@@ -41,3 +41,36 @@ def test_impossible_compaction_is_refused():
         compact_affine(electrode, 0.7)
     with pytest.raises(ValueError, match="thinner than the largest sphere"):
         compact_affine(electrode, 0.6, lateral_scale=3.0)
+
+
+def write_authors_calendering_input(path, rows, box=((-2.0, 2.0), (-2.0, 2.0), (-5.0, 5.0))):
+    """A data file in the layout of the authors' coord_out_electrode.sys (tab-separated, no atom
+    style comment, 4 atom types)."""
+    head = f"  LIGGGHTS Description\n\n\t{len(rows)} atoms\n\n\t4  atom types\n\n"
+    bounds = "".join(f"{lo:.3f} {hi:.3f} {a}lo {a}hi\n" for (lo, hi), a in zip(box, "xyz"))
+    atoms = "".join("\t".join(f"{v:.2E}" if k > 1 else str(v) for k, v in enumerate(row)) + "\n"
+                    for row in rows)
+    path.write_text(head + bounds + "\n\tAtoms\n\n" + atoms)
+
+
+def test_authors_dried_electrode_maps_expanded_diameters_to_classes(tmp_path):
+    from twin.process.pack import authors_dried_electrode
+
+    rows = [(1, 1, 1.3, 0.95, 0.0, 0.0, 0.0), (2, 2, 2.55, 4.65, 1.0, 0.0, 1.0),
+            (3, 2, 10.6, 4.65, 0.0, 1.0, -1.0), (4, 2, 5.98, 4.65, -1.0, 0.0, 2.0)]
+    path = tmp_path / "coord_out_electrode.sys"
+    write_authors_calendering_input(path, rows)
+    electrode = authors_dried_electrode(path)
+    assert electrode.am_class.tolist() == [0, 1, 6, 4]
+    assert electrode.radius.tolist() == [0.65, 1.275, 5.3, 2.99]            # kept as written
+    assert electrode.density.tolist() == [0.93, 4.65, 4.65, 4.65]          # calendering script
+    assert electrode.box.periodic == (True, True, False)
+
+    rows[2] = (3, 2, 7.0, 4.65, 0.0, 1.0, -1.0)                             # no class near 7 µm
+    write_authors_calendering_input(path, rows)
+    with pytest.raises(ValueError, match="AM sphere id 3 has diameter 7.0 µm"):
+        authors_dried_electrode(path)
+    rows[2] = (3, 3, 10.6, 4.65, 0.0, 1.0, -1.0)                            # a wall type
+    write_authors_calendering_input(path, rows)
+    with pytest.raises(ValueError, match=r"types 1 \(CBD\) and 2 \(AM\); found types \[1, 2, 3\]"):
+        authors_dried_electrode(path)

@@ -12,6 +12,9 @@ two planes, the start of a calendering run:
 3. :func:`remove_overlaps`: gradient descent on the harmonic overlap energy
    U = ½ Σ_pairs δ² + ½ Σ_walls δ², each sphere's step weighted by r_min / r so that small
    spheres move out of the way of large ones, until the largest overlap is below a tolerance.
+
+:func:`authors_dried_electrode` reads instead the authors' own CGMD-dried electrode, the input of
+their calendering script (not in ``../shared``; where to find it: its docstring).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from twin.physics.space import Box, minimum_image, wrap_positions
 AM_CLASS_DIAMETERS_UM = (2.5, 3.5, 4.5, 5.86, 8.28, 10.35)   # data types 2..7
 CBD_DRIED_DIAMETER_UM = 1.3                                   # data type 1
 AM_DENSITY_G_CM3 = 4.65
-CBD_DENSITY_G_CM3 = 0.95          # drying (scripts); the calendering scripts use 0.93
+CBD_DENSITY_G_CM3 = 0.95          # drying (scripts)
+CBD_CALENDERING_DENSITY_G_CM3 = 0.93   # the calendering scripts
 AM_CALENDERING_EXPANSION = 1.02   # the authors' +2 % on AM diameters before calendering
 
 
@@ -69,6 +73,48 @@ def artistic_electrode(path, am_expansion=1.0, cbd_density=CBD_DENSITY_G_CM3) ->
     density = np.where(am_class > 0, AM_DENSITY_G_CM3, cbd_density)
     box = Box(data.box_lo, data.box_hi, (True, True, False))
     return Electrode(data.ids, am_class, radius, density, data.position.copy(), box)
+
+
+def authors_dried_electrode(path, relative_tolerance=0.01) -> Electrode:
+    """The authors' CGMD-dried electrode, the input of their calendering script
+    (``coord_out_electrode.sys``: type 1 CBD, type 2 AM with the class diameters already expanded
+    by 2 %, types 3 and 4 reserved for the Al and steel walls, densities reset by the script to
+    CBD 0.93 and AM 4.65 g/cm³).
+
+    Diameters are kept as written; each AM sphere gets the class whose expanded diameter
+    (:data:`AM_CLASS_DIAMETERS_UM` × 1.02) is nearest, and a diameter further than
+    ``relative_tolerance`` from every class is refused. The file keeps three significant digits
+    (10.35 × 1.02 = 10.557 is written 10.6). Box: x, y periodic as in the file, z from the file.
+
+    The file is not in ``../shared``: it is ``Thick_electrodes/Calendering/coord_out_electrode.sys``
+    of the authors' code folder "Investigating Electrode Calendering and its Impact on
+    Electrochemical Performance ..." in github.com/Cheviax/Manufacturing-Model-Codes, commit
+    517a040 (a copy of ARTISTIC-ERC/Manufacturing-Model-Codes; CC BY-NC-SA 4.0, not copied into
+    this repository): 9859 spheres (9463 CBD, 396 AM) in a 26.89 × 26.89 µm cell between the
+    authors' walls at z = ±75.37 µm.
+    """
+    data = read_sphere_data(path)
+    found = np.unique(data.types).tolist()
+    if not set(found) <= {1, 2}:
+        raise ValueError(f"{path}: expected the authors' calendering input with sphere types 1 "
+                         f"(CBD) and 2 (AM); found types {found}")
+    is_am = data.types == 2
+    expanded = np.asarray(AM_CLASS_DIAMETERS_UM) * AM_CALENDERING_EXPANSION
+    nearest = np.argmin(np.abs(data.diameter[:, None] - expanded[None, :]), axis=1)
+    mismatch = np.abs(data.diameter / expanded[nearest] - 1.0)
+    cbd_mismatch = np.abs(data.diameter / CBD_DRIED_DIAMETER_UM - 1.0)
+    bad = np.where(is_am, mismatch, cbd_mismatch) > relative_tolerance
+    if bad.any():
+        k = int(np.argmax(bad))
+        kind = "AM" if is_am[k] else "CBD"
+        raise ValueError(f"{path}: {kind} sphere id {data.ids[k]} has diameter "
+                         f"{data.diameter[k]} µm, more than {relative_tolerance:.0%} from every "
+                         f"{kind} diameter (AM classes ×1.02: {np.round(expanded, 3).tolist()}, "
+                         f"CBD {CBD_DRIED_DIAMETER_UM})")
+    am_class = np.where(is_am, nearest + 1, 0)
+    density = np.where(is_am, AM_DENSITY_G_CM3, CBD_CALENDERING_DENSITY_G_CM3)
+    box = Box(data.box_lo, data.box_hi, (True, True, False))
+    return Electrode(data.ids, am_class, data.diameter / 2.0, density, data.position.copy(), box)
 
 
 def compact_affine(electrode: Electrode, solid_fraction: float, lateral_scale: float = 1.0
