@@ -56,7 +56,11 @@ acceptable step: E and CED 10–13 % off, restitution and friction at their star
 5 MPa and is flat beyond, and the relative σ are unchanged (the indentation carries the
 information). (c) All 45 indentation records instead of every 4th (``TARGET_STRIDE``), 1 % noise
 per point: relative σ 2.8 / 3.7 % (E), 4.9 / 3.9 % (CED), 5.5 / 10 % (restitution), 59 / 49 %
-(friction), optimistic since the chaotic noise of neighbouring records is correlated.
+(friction), optimistic since the chaotic noise of neighbouring records is correlated. The fit
+with all 45 records (2026-12-06, same start and settings) stalled like the 12-record one:
+L-BFGS loss 0.106 → 3.1e-3 in 13 iterations (37 evaluations, 11 min, the CPU shared), E_AM
+−1.1 %, E_CBD −13 %, CED_AM −6.7 %, CED_CBD −24 %, restitution and friction at their starts:
+more records of the same chaotic curve do not lower the noise floor.
 
 Next: more informative curves (the indentation's unloading, absolute force scale, no drag for
 restitution, a larger friction range) on a larger electrode.

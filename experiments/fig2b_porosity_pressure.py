@@ -78,6 +78,10 @@ def main(argv=None):
     parser.add_argument("--electrode-format", choices=("twin", "authors"), default="twin",
                         help="twin: types 1..7 with the class diameters (our dried electrode); "
                              "authors: the authors' coord_out_electrode.sys")
+    parser.add_argument("--gap-um", type=float, default=0.5,
+                        help="initial plate clearance above the highest sphere (µm); a "
+                             "pre-stressed packing (the authors' has AM–AM overlaps up to 1.1 µm) "
+                             "expands into it before the plate arrives")
     parser.add_argument("--am-expansion", type=float, default=1.0,
                         help="AM diameter factor before calendering (authors: 1.02, see above)")
     parser.add_argument("--set", action="append", default=[], metavar="TYPE.PROPERTY=VALUE",
@@ -108,7 +112,7 @@ def main(argv=None):
     protocol = CalenderProtocol(target_pressure_mpa=max(args.pressures),
                                 plate_speed_um_us=args.plate_speed,
                                 viscous_damping_per_us=args.damping,
-                                am_expansion=args.am_expansion)
+                                am_expansion=args.am_expansion, gap_um=args.gap_um)
     start = time.perf_counter()
 
     def progress(steps, gap_um, pressure_mpa, phase):
@@ -133,6 +137,7 @@ def main(argv=None):
         "particles": int(len(electrode.radius)),
         "initial_porosity": initial, "plate_speed_m_s": args.plate_speed,
         "viscous_damping_per_us": args.damping, "am_expansion": args.am_expansion,
+        "gap_um": args.gap_um,
         "table2_replaced": replaced,
         "precision": "float64",
         "pressure_for_paper_porosity_MPa": {

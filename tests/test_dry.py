@@ -169,3 +169,35 @@ def test_paper_size_stage():
     assert (electrode.position[:, 2] > 0.0).all()
     assert record.am_rms_velocity_final < AM_RMS_VELOCITY_UM_US
     assert record.top_drift_um < TOP_DRIFT_UM
+
+
+def test_relax_free_standing_releases_a_prestressed_packing(reduced):
+    """The reduced dried electrode with its AM spheres swollen by 2 % (pre-stressed, as the
+    authors' calendering input is) springs up and comes to rest on the collector."""
+    import dataclasses
+
+    from twin.physics.cohesion import equilibrium_overlap_ratio
+    from twin.physics.materials import pair_table
+    from twin.process.dry import relax_free_standing
+    from twin.process.materials import table2_materials
+
+    electrode = reduced[0]
+    swollen = dataclasses.replace(electrode, radius=np.where(electrode.is_am,
+                                                             1.02 * electrode.radius,
+                                                             electrode.radius))
+    relaxed, record = relax_free_standing(swollen, am_rms_limit=0.05)
+    z, r = relaxed.position[:, 2], relaxed.radius
+    assert record["top_after_um"] > record["top_before_um"] + 0.05      # it springs up
+    assert record["top_after_um"] == pytest.approx(float(np.max(z + r)))
+    assert relaxed.box.lo[2] == 0.0 and relaxed.box.hi[2] == record["top_after_um"]
+    # Resting on the collector at z = 0: cohesion pulls CBD spheres into it up to about their
+    # SJKR2 equilibrium overlap δ_c (0.129 r_CBD = 0.084 µm against Al at Table 2).
+    table = pair_table(table2_materials())
+    cbd, al = (table2_materials().names.index(name) for name in ("CBD", "Al"))
+    cbd_al = equilibrium_overlap_ratio("sjkr2", np.asarray(table.cohesion_energy_density)[cbd, al],
+                                       np.asarray(table.e_star)[cbd, al], wall=True) * 0.65
+    assert -1.2 * cbd_al < np.min(z - r) < 0.0
+    assert record["am_rms_velocity_um_us"] < 0.05
+    assert record["kinetic_energy_final"] < record["kinetic_energy_limit"]
+    assert record["chunks"]["relax"] >= 1
+    np.testing.assert_array_equal(relaxed.radius, swollen.radius)
