@@ -5,9 +5,12 @@ electrode reaches the paper's calendered porosities (31.5 % and 27.2 %).
 
 Electrode: ``--electrode DATA`` (LAMMPS data of a dried electrode, x y periodic, collector below;
 default: the paper-size dried electrode ``experiments/data/dried_paper_electrode.data`` made by
-``experiments/dried_electrode.py``). ``--electrode-format authors`` reads instead the authors'
-CGMD-dried electrode, the input of their calendering script (AM diameters already expanded 2 %;
-:func:`twin.process.pack.authors_dried_electrode`, whose docstring says where to find it).
+``experiments/dried_electrode.py``; type 1 CBD, types 2..7 the AM classes at their unexpanded
+diameters). The authors' own CGMD-dried electrode goes through
+``experiments/authors_dried_electrode.py`` first (it is pre-stressed: calendered as it is, it
+pushed the plate above 2 MPa within 2000 steps) and is then calendered as the authors' script
+does it: ``--electrode experiments/out/authors_dried/authors_relaxed.data --am-expansion 1.02
+--cbd-density 0.93``.
 Protocol: :class:`twin.process.calender.CalenderProtocol` with the plate speed and background
 drag given (a quasi-static protocol: see ``benchmarks/quasi_static.py`` for the speed/drag that
 reproduces a slow reference), Table 2 materials with the authors' mixing, float64. One loading
@@ -37,6 +40,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from twin.process.pack import CBD_CALENDERING_DENSITY_G_CM3, CBD_DENSITY_G_CM3
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ELECTRODE = ROOT / "experiments" / "data" / "dried_paper_electrode.data"
@@ -75,9 +80,10 @@ def main(argv=None):
                         help="target pressures (MPa)")
     parser.add_argument("--plate-speed", type=float, default=2.0, help="m/s")
     parser.add_argument("--damping", type=float, default=0.0, help="background drag γ (1/µs)")
-    parser.add_argument("--electrode-format", choices=("twin", "authors"), default="twin",
-                        help="twin: types 1..7 with the class diameters (our dried electrode); "
-                             "authors: the authors' coord_out_electrode.sys")
+    parser.add_argument("--cbd-density", type=float, default=CBD_DENSITY_G_CM3,
+                        help="CBD density (g/cm³): the authors' drying scripts use "
+                             f"{CBD_DENSITY_G_CM3}, their calendering script "
+                             f"{CBD_CALENDERING_DENSITY_G_CM3}")
     parser.add_argument("--gap-um", type=float, default=0.5,
                         help="initial plate clearance above the highest sphere (µm); a "
                              "pre-stressed packing (the authors' has AM–AM overlaps up to 1.1 µm) "
@@ -98,15 +104,9 @@ def main(argv=None):
     from calibrate.parameters import materials_from_parameters, table2
     from twin.io.calender_folder import write_calender_folder
     from twin.process.calender import CalenderProtocol, calender_sweep
-    from twin.process.pack import artistic_electrode, authors_dried_electrode
+    from twin.process.pack import artistic_electrode
 
-    if args.electrode_format == "authors":
-        if args.am_expansion != 1.0:
-            raise SystemExit("--am-expansion: the authors' calendering input has its AM diameters "
-                             "expanded already; leave it at 1.0")
-        electrode = authors_dried_electrode(args.electrode)
-    else:
-        electrode = artistic_electrode(args.electrode)
+    electrode = artistic_electrode(args.electrode, cbd_density=args.cbd_density)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     protocol = CalenderProtocol(target_pressure_mpa=max(args.pressures),
@@ -133,7 +133,7 @@ def main(argv=None):
                header="pressure_MPa,porosity,thickness_um,recovery_um,inertial_number")
     initial = results[0].summary["initial_porosity"]
     summary = {
-        "electrode": str(args.electrode), "electrode_format": args.electrode_format,
+        "electrode": str(args.electrode), "cbd_density_g_cm3": args.cbd_density,
         "particles": int(len(electrode.radius)),
         "initial_porosity": initial, "plate_speed_m_s": args.plate_speed,
         "viscous_damping_per_us": args.damping, "am_expansion": args.am_expansion,

@@ -62,7 +62,11 @@ def test_authors_dried_electrode_maps_expanded_diameters_to_classes(tmp_path):
     write_authors_calendering_input(path, rows)
     electrode = authors_dried_electrode(path)
     assert electrode.am_class.tolist() == [0, 1, 6, 4]
-    assert electrode.radius.tolist() == [0.65, 1.275, 5.3, 2.99]            # kept as written
+    assert electrode.radius.tolist() == [0.65, 1.25, 5.175, 2.93]          # unexpanded classes
+    expanded = electrode.with_am_expansion(1.02).radius
+    np.testing.assert_allclose(expanded, [0.65, 1.275, 5.2785, 2.9886], rtol=1e-12)
+    with pytest.raises(ValueError, match="AM diameter expansion 1.5 outside"):
+        electrode.with_am_expansion(1.5)
     assert electrode.density.tolist() == [0.93, 4.65, 4.65, 4.65]          # calendering script
     assert electrode.box.periodic == (True, True, False)
 

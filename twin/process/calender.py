@@ -164,7 +164,7 @@ def calender_case(electrode: Electrode, protocol: PlateProtocol,
     """The DEM case of a calendering run: floor (Al) under the lowest sphere, plate (steel) above
     the highest, AM radii expanded by ``protocol.am_expansion``."""
     materials = materials if materials is not None else table2_materials("artistic")
-    radius = np.where(electrode.is_am, electrode.radius * protocol.am_expansion, electrode.radius)
+    radius = electrode.with_am_expansion(protocol.am_expansion).radius
     z = electrode.position[:, 2]
     floor = float(np.min(z - radius))
     top = float(np.max(z + radius)) + protocol.gap_um

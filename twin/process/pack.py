@@ -19,6 +19,7 @@ their calendering script (not in ``../shared``; where to find it: its docstring)
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,15 @@ class Electrode:
     def solid_volume(self) -> float:
         return float(np.sum(4.0 / 3.0 * np.pi * self.radius**3))
 
+    def with_am_expansion(self, factor: float) -> "Electrode":
+        """The same spheres with the AM radii multiplied by ``factor`` (the authors' 1.02 before
+        calendering: :data:`AM_CALENDERING_EXPANSION`)."""
+        if not 1.0 <= factor <= 1.1:
+            raise ValueError(f"AM diameter expansion {factor} outside [1, 1.1] (authors: "
+                             f"{AM_CALENDERING_EXPANSION})")
+        return dataclasses.replace(self, radius=np.where(self.is_am, self.radius * factor,
+                                                         self.radius))
+
 
 def artistic_electrode(path, am_expansion=1.0, cbd_density=CBD_DENSITY_G_CM3) -> Electrode:
     """The authors' initial structure with dried diameters (type 1 CBD, types 2..7 AM classes)."""
@@ -65,14 +75,13 @@ def artistic_electrode(path, am_expansion=1.0, cbd_density=CBD_DENSITY_G_CM3) ->
     if data.types.min() < 1 or data.types.max() > 7:
         raise ValueError(f"{path}: expected atom types 1 (CBD) to 7 (AM classes); found "
                          f"{data.types.min()}..{data.types.max()}")
-    if not 1.0 <= am_expansion <= 1.1:
-        raise ValueError(f"AM diameter expansion {am_expansion} outside [1, 1.1] (authors: 1.02)")
     diameters = np.array((CBD_DRIED_DIAMETER_UM,) + AM_CLASS_DIAMETERS_UM)
     am_class = data.types - 1
-    radius = diameters[am_class] / 2.0 * np.where(am_class > 0, am_expansion, 1.0)
     density = np.where(am_class > 0, AM_DENSITY_G_CM3, cbd_density)
     box = Box(data.box_lo, data.box_hi, (True, True, False))
-    return Electrode(data.ids, am_class, radius, density, data.position.copy(), box)
+    electrode = Electrode(data.ids, am_class, diameters[am_class] / 2.0, density,
+                          data.position.copy(), box)
+    return electrode.with_am_expansion(am_expansion)
 
 
 def authors_dried_electrode(path, relative_tolerance=0.01) -> Electrode:
@@ -81,10 +90,13 @@ def authors_dried_electrode(path, relative_tolerance=0.01) -> Electrode:
     by 2 %, types 3 and 4 reserved for the Al and steel walls, densities reset by the script to
     CBD 0.93 and AM 4.65 g/cm³).
 
-    Diameters are kept as written; each AM sphere gets the class whose expanded diameter
-    (:data:`AM_CLASS_DIAMETERS_UM` × 1.02) is nearest, and a diameter further than
-    ``relative_tolerance`` from every class is refused. The file keeps three significant digits
-    (10.35 × 1.02 = 10.557 is written 10.6). Box: x, y periodic as in the file, z from the file.
+    Each AM sphere gets the class whose expanded diameter (:data:`AM_CLASS_DIAMETERS_UM` × 1.02)
+    is nearest the written one, and a diameter further than ``relative_tolerance`` from every
+    class is refused. The electrode holds the *unexpanded* class diameters, the sizes of the
+    paper's porosity and structure analysis; ``electrode.with_am_expansion(1.02)`` gives the
+    calendering sizes, which differ from the file's by its rounding to three significant digits
+    only (10.35 × 1.02 = 10.557 is written 10.6; the other classes within 0.1 %). Box: x, y
+    periodic as in the file, z from the file.
 
     The file is not in ``../shared``: it is ``Thick_electrodes/Calendering/coord_out_electrode.sys``
     of the authors' code folder "Investigating Electrode Calendering and its Impact on
@@ -114,7 +126,9 @@ def authors_dried_electrode(path, relative_tolerance=0.01) -> Electrode:
     am_class = np.where(is_am, nearest + 1, 0)
     density = np.where(is_am, AM_DENSITY_G_CM3, CBD_CALENDERING_DENSITY_G_CM3)
     box = Box(data.box_lo, data.box_hi, (True, True, False))
-    return Electrode(data.ids, am_class, data.diameter / 2.0, density, data.position.copy(), box)
+    diameters = np.array((CBD_DRIED_DIAMETER_UM,) + AM_CLASS_DIAMETERS_UM)
+    return Electrode(data.ids, am_class, diameters[am_class] / 2.0, density,
+                     data.position.copy(), box)
 
 
 def compact_affine(electrode: Electrode, solid_fraction: float, lateral_scale: float = 1.0
