@@ -13,7 +13,10 @@ the spheres at the unexpanded class diameters give 41.5 % porosity, the paper's 
 
 Stage: :func:`twin.process.dry.relax_free_standing` (Table 2, float64, collector under the
 lowest sphere, no plate contact) on the calendering sizes (AM class diameters × 1.02): the packing
-springs from 156.25 to ~162.8 µm under the drag, then runs free. Writes ``authors_relaxed.data``
+springs from 156.25 to 162.31 µm under the drag, then runs free (measured 2026-12-06, float64,
+2-core CPU, 377 s: thickness above the collector 162.41 µm, porosity 45.7 % with the unexpanded
+diameters, 42.9 % with the expanded ones; the paper's dried 41.6 % is the pre-stressed packing
+between the authors' walls). Writes ``authors_relaxed.data``
 (LAMMPS sphere data in the twin's layout: type 1 CBD, types 2..7 the AM classes at their
 *unexpanded* diameters, as ``experiments/dried_electrode.py`` writes; calendered with
 ``experiments/fig2b_porosity_pressure.py --am-expansion 1.02 --cbd-density 0.93``, analysed by
