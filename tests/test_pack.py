@@ -23,6 +23,8 @@ def test_small_electrode_has_the_facts_composition():
     counts = np.bincount(electrode.am_class)
     assert counts[0] == 3786 and list(counts[1:]) == [29, 36, 26, 23, 33, 12]   # FACTS.md
     assert largest_overlap(electrode.position, electrode.radius, electrode.box) > 5.0
+    with pytest.raises(ValueError, match=r"CBD density -0.93 g/cm³ must be > 0"):
+        artistic_electrode(default_artistic_path(), cbd_density=-0.93)
 
 
 def test_compaction_and_overlap_removal():

@@ -38,6 +38,7 @@ AM_DENSITY_G_CM3 = 4.65
 CBD_DENSITY_G_CM3 = 0.95          # drying (scripts)
 CBD_CALENDERING_DENSITY_G_CM3 = 0.93   # the calendering scripts
 AM_CALENDERING_EXPANSION = 1.02   # the authors' +2 % on AM diameters before calendering
+DIAMETER_BY_CLASS_UM = np.array((CBD_DRIED_DIAMETER_UM,) + AM_CLASS_DIAMETERS_UM)  # [am_class]
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,13 @@ def artistic_electrode(path, am_expansion=1.0, cbd_density=CBD_DENSITY_G_CM3) ->
     if data.types.min() < 1 or data.types.max() > 7:
         raise ValueError(f"{path}: expected atom types 1 (CBD) to 7 (AM classes); found "
                          f"{data.types.min()}..{data.types.max()}")
-    diameters = np.array((CBD_DRIED_DIAMETER_UM,) + AM_CLASS_DIAMETERS_UM)
+    if not cbd_density > 0:
+        raise ValueError(f"CBD density {cbd_density} g/cm³ must be > 0 (drying scripts "
+                         f"{CBD_DENSITY_G_CM3}, calendering script {CBD_CALENDERING_DENSITY_G_CM3})")
     am_class = data.types - 1
     density = np.where(am_class > 0, AM_DENSITY_G_CM3, cbd_density)
     box = Box(data.box_lo, data.box_hi, (True, True, False))
-    electrode = Electrode(data.ids, am_class, diameters[am_class] / 2.0, density,
+    electrode = Electrode(data.ids, am_class, DIAMETER_BY_CLASS_UM[am_class] / 2.0, density,
                           data.position.copy(), box)
     return electrode.with_am_expansion(am_expansion)
 
@@ -126,8 +129,7 @@ def authors_dried_electrode(path, relative_tolerance=0.01) -> Electrode:
     am_class = np.where(is_am, nearest + 1, 0)
     density = np.where(is_am, AM_DENSITY_G_CM3, CBD_CALENDERING_DENSITY_G_CM3)
     box = Box(data.box_lo, data.box_hi, (True, True, False))
-    diameters = np.array((CBD_DRIED_DIAMETER_UM,) + AM_CLASS_DIAMETERS_UM)
-    return Electrode(data.ids, am_class, diameters[am_class] / 2.0, density,
+    return Electrode(data.ids, am_class, DIAMETER_BY_CLASS_UM[am_class] / 2.0, density,
                      data.position.copy(), box)
 
 
