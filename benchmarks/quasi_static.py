@@ -8,11 +8,24 @@ drag force ≈ γ M v/2 on the plate. Each protocol (plate speed, γ) calenders 
 the same target pressure and is compared with the reference (the slowest speed, undamped):
 
 * Δporosity (pp) of the recovered electrode;
-* loading-curve error max |P(h) − P_ref(h)| / P_target over the plate gaps h where the reference
-  carries more than 5 % of the target (P interpolated onto the reference's gaps);
+* pointwise loading-curve error max |P(h) − P_ref(h)| / P_target over the plate gaps h where the
+  reference carries more than 5 % of the target (P interpolated onto the reference's gaps);
+* binned loading-curve error: the same on the mean pressure in ``--bins`` equal gap bins over the
+  reference's loaded stroke;
+* porosity–pressure curve error (pp): max |φ(P) − φ_ref(P)| over ``--bins`` pressure levels from 5 %
+  to 95 % of the target, φ(P) the porosity between the walls when the pressure first reaches P —
+  the curve of Fig. 2B, and with the final porosity the criterion (both within 0.3 pp). P(h) is
+  steep near the target, so a gap shift that moves φ by a few hundredths of a point moves P(h) by
+  tens of percent: the two P(h) errors are diagnostics;
 * the inertial number at the target, steps, wall time and the speed-up over the reference.
 
-    python benchmarks/quasi_static.py --pressure 20 --speeds 0.25 0.5 1 2 5 --dampings 0 10 30
+The many-sphere trajectory is chaotic, so the reference itself is only defined to within a noise
+floor: ``--ensemble N`` reruns the reference protocol N times with every centre moved by a random
+``--jitter-um`` (1e-9 µm, round-off size) and reports the largest difference of a member from the
+reference — no protocol can be asked to agree better than that.
+
+    python benchmarks/quasi_static.py --pressure 20 --speeds 0.25 0.5 1 2 5 --dampings 0 10 30 \
+        --ensemble 3
 
 Electrode: the 14 × 14 µm column of the small example electrode used by tests/test_calender.py
 (709 spheres), or ``--electrode DATA`` (a LAMMPS data file, e.g. the paper-size dried electrode).
@@ -22,6 +35,7 @@ Float64 throughout. Prints one line per protocol and writes ``--out`` (JSON).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -32,6 +46,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADED_FRACTION = 0.05
+TOP_LEVEL = 0.95   # highest pressure level of φ(P): records (every 20 steps) may miss the target itself
 
 
 def electrode_from(path):
@@ -49,18 +64,53 @@ def loading_curve(result):
     return result.plate_z_um[:turn + 1], result.pressure_mpa[:turn + 1]
 
 
-def compare(result, reference, target_mpa) -> dict:
+def binned_pressure(gap, pressure, edges):
+    """Mean pressure (MPa) of the records in each gap bin [edges[k], edges[k+1]) (NaN if empty)."""
+    index = np.digitize(gap, edges) - 1
+    inside = (index >= 0) & (index < len(edges) - 1)
+    total = np.bincount(index[inside], pressure[inside], minlength=len(edges) - 1)
+    count = np.bincount(index[inside], minlength=len(edges) - 1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def compare(result, reference, target_mpa, bins) -> dict:
+    """Porosity difference (pp) and the pointwise and binned loading-curve errors (fractions of
+    the target pressure) of ``result`` against ``reference``."""
     gap_ref, pressure_ref = loading_curve(reference)
     gap, pressure = loading_curve(result)
     loaded = pressure_ref > LOADED_FRACTION * target_mpa
     loaded &= (gap_ref >= gap.min()) & (gap_ref <= gap.max())
     interpolated = np.interp(gap_ref[loaded], gap[::-1], pressure[::-1])
+    levels = np.linspace(LOADED_FRACTION, TOP_LEVEL, bins) * target_mpa
+    edges = np.linspace(gap_ref[loaded].min(), gap_ref[loaded].max(), bins + 1)
+    binned_difference = binned_pressure(gap, pressure, edges) \
+        - binned_pressure(gap_ref, pressure_ref, edges)
     return {
         "porosity_difference_pp": 100.0 * (result.summary["final_porosity"]
                                            - reference.summary["final_porosity"]),
         "loading_curve_error": float(np.max(np.abs(interpolated - pressure_ref[loaded]))
                                      / target_mpa),
+        "binned_curve_error": float(np.nanmax(np.abs(binned_difference)) / target_mpa),
+        "porosity_curve_error_pp": float(100.0 * np.max(np.abs(
+            porosity_at_pressures(result, levels) - porosity_at_pressures(reference, levels)))),
     }
+
+
+def porosity_at_pressures(result, levels_mpa):
+    """Porosity between the walls when the pressure first reaches each level (loading stroke)."""
+    turn = int(np.argmin(result.plate_z_um))
+    envelope = np.maximum.accumulate(result.pressure_mpa[:turn + 1])
+    first = np.searchsorted(envelope, levels_mpa)
+    if first.max() > turn:
+        raise ValueError(f"the loading stroke never reached {levels_mpa.max():.3g} MPa "
+                         f"(peak {envelope[-1]:.3g} MPa)")
+    return result.porosity_between_walls[first]
+
+
+def jittered(electrode, seed: int, jitter_um: float):
+    """The electrode with every centre moved by a Gaussian vector of rms ``jitter_um`` per axis."""
+    shift = jitter_um * np.random.default_rng(seed).standard_normal(electrode.position.shape)
+    return dataclasses.replace(electrode, position=electrode.position + shift)
 
 
 def main(argv=None):
@@ -71,44 +121,70 @@ def main(argv=None):
                         help="plate speeds (m/s); the slowest, undamped, is the reference")
     parser.add_argument("--dampings", type=float, nargs="+", default=[0.0, 10.0, 30.0],
                         help="background drag γ (1/µs)")
+    parser.add_argument("--bins", type=int, default=20,
+                        help="gap bins over the reference's loaded stroke for the binned error")
+    parser.add_argument("--ensemble", type=int, default=0,
+                        help="reruns of the reference from jittered centres (noise floor)")
+    parser.add_argument("--jitter-um", type=float, default=1e-9,
+                        help="rms displacement per axis of the ensemble's centres (µm)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "quasi_static.json"))
     args = parser.parse_args(argv)
+    if args.bins < 1 or args.ensemble < 0 or not args.jitter_um > 0:
+        parser.error("--bins must be >= 1, --ensemble >= 0 and --jitter-um > 0")
 
     from twin.process.calender import CalenderProtocol, calender
     electrode = electrode_from(args.electrode)
     speeds = sorted(args.speeds)
-    protocols = [(speeds[0], 0.0)] + [(v, g) for v in speeds for g in args.dampings
-                                      if (v, g) != (speeds[0], 0.0)]
+    runs = [("reference", speeds[0], 0.0, 0)]
+    runs += [("ensemble", speeds[0], 0.0, seed) for seed in range(1, args.ensemble + 1)]
+    runs += [("protocol", v, g, 0) for v in speeds for g in args.dampings
+             if (v, g) != (speeds[0], 0.0)]
     rows, reference = [], None
     print(f"{len(electrode.radius)} spheres, target {args.pressure} MPa, float64")
-    for speed, damping in protocols:
+    for kind, speed, damping, seed in runs:
         protocol = CalenderProtocol(target_pressure_mpa=args.pressure, plate_speed_um_us=speed,
                                     viscous_damping_per_us=damping, record_every=20)
         start = time.perf_counter()
-        result = calender(electrode, protocol)
+        result = calender(jittered(electrode, seed, args.jitter_um) if seed else electrode,
+                          protocol)
         seconds = time.perf_counter() - start
         reference = reference or (result, seconds)
         s = result.summary
-        row = {"plate_speed_m_s": speed, "viscous_damping_per_us": damping,
+        row = {"kind": kind, "jitter_seed": seed, "plate_speed_m_s": speed,
+               "viscous_damping_per_us": damping,
                "final_porosity": s["final_porosity"], "thickness_um": s["thickness_um"],
                "recovery_um": s["recovery_um"], "inertial_number": s["inertial_number"],
                "steps": s["steps"], "wall_seconds": seconds,
                "speed_up": reference[1] / seconds,
-               **compare(result, reference[0], args.pressure)}
+               **compare(result, reference[0], args.pressure, args.bins)}
         row["agrees"] = bool(abs(row["porosity_difference_pp"]) <= 0.3
-                             and row["loading_curve_error"] <= 0.01)
+                             and row["porosity_curve_error_pp"] <= 0.3)
         rows.append(row)
-        print(f"v = {speed:5.2f} m/s  γ = {damping:5.1f} /µs  porosity {100 * row['final_porosity']:.2f} % "
-              f"(Δ {row['porosity_difference_pp']:+.2f} pp)  curve error "
-              f"{100 * row['loading_curve_error']:.2f} %  I = {row['inertial_number']:.2g}  "
+        label = f"jitter seed {seed}" if kind == "ensemble" else kind
+        print(f"{label:14s} v = {speed:5.2f} m/s  γ = {damping:5.1f} /µs  porosity "
+              f"{100 * row['final_porosity']:.2f} % (Δ {row['porosity_difference_pp']:+.2f} pp)  "
+              f"curve error {100 * row['loading_curve_error']:.2f} % pointwise, "
+              f"{100 * row['binned_curve_error']:.2f} % binned, φ(P) {row['porosity_curve_error_pp']:.2f} pp  "
+              f"I = {row['inertial_number']:.2g}  "
               f"{row['steps']} steps  {seconds:.0f} s  ×{row['speed_up']:.1f}  "
               f"{'agrees' if row['agrees'] else 'differs'}", flush=True)
+    members = [row for row in rows if row["kind"] == "ensemble"]
+    floor = {key: max(abs(row[key]) for row in members) for key in
+             ("porosity_difference_pp", "loading_curve_error", "binned_curve_error",
+              "porosity_curve_error_pp")
+             } if members else None
+    if floor:
+        print(f"noise floor ({len(members)} jittered references): porosity "
+              f"{floor['porosity_difference_pp']:.2f} pp, curve "
+              f"{100 * floor['loading_curve_error']:.2f} % pointwise, "
+              f"{100 * floor['binned_curve_error']:.2f} % binned, φ(P) "
+              f"{floor['porosity_curve_error_pp']:.2f} pp")
     document = {"electrode": args.electrode or "mini (tests/test_calender.py)",
                 "particles": int(len(electrode.radius)), "target_pressure_MPa": args.pressure,
+                "bins": args.bins, "jitter_um": args.jitter_um, "noise_floor": floor,
                 "precision": "float64", "machine": platform.processor() or platform.machine(),
                 "protocols": rows}
     Path(args.out).write_text(json.dumps(document, indent=2))
-
 
 if __name__ == "__main__":
     main()

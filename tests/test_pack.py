@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from twin.process.pack import (artistic_electrode, compact_affine, default_artistic_path,
-                               remove_overlaps)
+                               inertial_number, remove_overlaps)
 
 
 def largest_overlap(position, radius, box):
@@ -80,3 +80,12 @@ def test_authors_dried_electrode_maps_expanded_diameters_to_classes(tmp_path):
     write_authors_calendering_input(path, rows)
     with pytest.raises(ValueError, match=r"types 1 \(CBD\) and 2 \(AM\); found types \[1, 2, 3\]"):
         authors_dried_electrode(path)
+
+
+def test_inertial_number_uses_the_sauter_diameter_and_the_solid_density():
+    # monodisperse: I = γ̇ d √(ρ/P) exactly
+    assert inertial_number([2.0, 2.0], [3.0, 3.0], 0.5, 12.0) == pytest.approx(0.5 * 4.0 * 0.5)
+    # d32 = Σd³/Σd² of radii 1 and 2 is 2 (1 + 8)/(1 + 4) = 3.6; ρ is volume-weighted
+    radius, density = np.array([1.0, 2.0]), np.array([1.0, 10.0])
+    solid_density = (1.0 + 80.0) / 9.0
+    assert inertial_number(radius, density, 1.0, 1.0) == pytest.approx(3.6 * np.sqrt(solid_density))

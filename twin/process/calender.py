@@ -56,7 +56,7 @@ from twin.physics.materials import Materials
 from twin.physics.simulate import concatenate_records, simulate
 from twin.physics.space import Box
 from twin.process.materials import table2_materials
-from twin.process.pack import Electrode
+from twin.process.pack import Electrode, inertial_number
 
 MICRO_FORCE_TO_N = 1e-9
 MICRO_PRESSURE_TO_MPA = 1e-3
@@ -378,8 +378,9 @@ def _result(electrode, protocol, run: PlateRun) -> CalenderResult:
         "recovery_um": thickness_z - float(plate_z[turn]),
         "particles_above_thickness": int(np.sum(position[:, 2] - electrode.radius > thickness_z)),
         "plate_speed_m_s": protocol.plate_speed_um_us,
-        "inertial_number": inertial_number(electrode, protocol.plate_speed_um_us,
-                                           initial_top - floor, max_force / area),
+        "inertial_number": inertial_number(electrode.radius, electrode.density,
+                                           protocol.plate_speed_um_us / (initial_top - floor),
+                                           max_force / area),
         "am_expansion": protocol.am_expansion,
         "release_fraction": protocol.release_fraction,
         "steps": run.steps, "loading_steps": run.loading_steps(), "dt_us": protocol.dt_us,
@@ -393,14 +394,3 @@ def _result(electrode, protocol, run: PlateRun) -> CalenderResult:
         pressure_filtered_mpa=trace.force_filtered / area * MICRO_PRESSURE_TO_MPA,
         porosity_between_walls=between, summary=summary, final_position=position,
         radius=electrode.radius, electrode=electrode, state=state, spec=run.spec)
-
-
-def inertial_number(electrode: Electrode, speed_um_us, thickness_um, pressure_micro) -> float:
-    """I = γ̇ d sqrt(ρ / P) with γ̇ = v / h, d the volume-weighted mean diameter, ρ the mean
-    particle density (GDR MiDi 2004; quasi-static for I ≲ 1e-3)."""
-    volume = electrode.radius**3
-    diameter = 2.0 * float(np.sum(volume * electrode.radius) / np.sum(volume))
-    density = float(np.sum(volume * electrode.density) / np.sum(volume))
-    return speed_um_us / thickness_um * diameter * float(np.sqrt(density / max(pressure_micro,
-                                                                                1e-300)))
-

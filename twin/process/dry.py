@@ -132,6 +132,7 @@ from twin.physics.space import Box
 from twin.process.materials import table2_materials
 from twin.process.pack import (Electrode, artistic_electrode, compact_affine,
                                default_artistic_path, remove_overlaps)
+from twin.process.pack import inertial_number as pack_inertial_number
 
 PAPER_LATERAL_UM = 25.8          # FACTS.md: meshes over 25.8 × 25.8 µm
 PAPER_DRIED_POROSITY = 0.416     # Table 1, simulated
@@ -432,8 +433,10 @@ def dried_electrode(path=None, lateral_um=PAPER_LATERAL_UM, target_porosity=PAPE
         steps["press"] += n_chunks * chunk_steps
         if cycle == 1:
             press_speed = speed
-            inertial_number = _inertial_number(press.state.spheres, speed / press_height,
-                                               report.plate_pressure)
+            radius = np.asarray(press.state.spheres.radius)
+            density = np.asarray(press.state.spheres.mass) / (4.0 / 3.0 * np.pi * radius**3)
+            inertial_number = pack_inertial_number(radius, density, speed / press_height,
+                                                   report.plate_pressure)
         for _ in range(max_settle_chunks):
             report = press.chunk("hold", cycle, 0.0, drag_rate)
             steps["hold"] += chunk_steps
@@ -553,15 +556,6 @@ def _am_rms_velocity(spheres, is_am) -> float:
     """Mass-weighted rms translational velocity of the AM spheres (µm/µs)."""
     m, v = np.asarray(spheres.mass)[is_am], np.asarray(spheres.velocity)[is_am]
     return float(np.sqrt(np.sum(m * np.sum(v**2, axis=1)) / np.sum(m)))
-
-
-def _inertial_number(spheres, strain_rate, pressure) -> float:
-    """I = γ̇ d √(ρ/P) (GDR MiDi 2004) with d the Sauter mean diameter Σd³/Σd² and ρ the mean
-    solid density; I < 1e-3 is quasi-static, I > 1e-1 rapid flow."""
-    r, m = np.asarray(spheres.radius), np.asarray(spheres.mass)
-    diameter = 2.0 * np.sum(r**3) / np.sum(r**2)
-    density = np.sum(m) / np.sum(4.0 / 3.0 * np.pi * r**3)
-    return float(strain_rate * diameter * np.sqrt(density / max(pressure, 1e-300)))
 
 
 def _finish(press: _Press, electrode, path, target_porosity, solid_volume, start_height,

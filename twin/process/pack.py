@@ -70,6 +70,17 @@ class Electrode:
                                                          self.radius))
 
 
+def inertial_number(radius, density, strain_rate_per_us, pressure_micro) -> float:
+    """I = γ̇ d₃₂ √(ρ/P) (GDR MiDi, Eur. Phys. J. E 14, 341 (2004)), for a polydisperse packing
+    with d₃₂ = Σd³/Σd² the Sauter mean diameter and ρ the solid density Σm/ΣV; I ≲ 1e-3 is
+    quasi-static, I ≳ 0.1 rapid flow. Micro units (µm, µs, pg): P in pg/(µm µs²)."""
+    radius, density = np.asarray(radius, float), np.asarray(density, float)
+    diameter = 2.0 * np.sum(radius**3) / np.sum(radius**2)
+    solid_density = np.sum(density * radius**3) / np.sum(radius**3)
+    return float(strain_rate_per_us * diameter * np.sqrt(solid_density / max(pressure_micro,
+                                                                             1e-300)))
+
+
 def artistic_electrode(path, am_expansion=1.0, cbd_density=CBD_DENSITY_G_CM3) -> Electrode:
     """The authors' initial structure with dried diameters (type 1 CBD, types 2..7 AM classes)."""
     data = read_sphere_data(path)

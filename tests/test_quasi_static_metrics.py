@@ -1,0 +1,50 @@
+"""The curve metrics of benchmarks/quasi_static.py on hand-made traces."""
+
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("quasi_static",
+                                              ROOT / "benchmarks" / "quasi_static.py")
+quasi_static = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(quasi_static)
+
+
+def trace(plate_z, pressure, porosity, final_porosity):
+    return SimpleNamespace(plate_z_um=np.asarray(plate_z, float),
+                           pressure_mpa=np.asarray(pressure, float),
+                           porosity_between_walls=np.asarray(porosity, float),
+                           summary={"final_porosity": final_porosity})
+
+
+def test_binned_pressure_averages_each_gap_bin_and_leaves_empty_bins_nan():
+    binned = quasi_static.binned_pressure(np.array([0.1, 0.4, 1.2, 1.6]),
+                                          np.array([1.0, 3.0, 5.0, 7.0]),
+                                          np.array([0.0, 1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(binned[:2], [2.0, 6.0])
+    assert np.isnan(binned[2])
+
+
+def test_porosity_at_pressures_takes_the_first_crossing_of_the_loading_envelope():
+    # a stick–slip drop (4 → 2 MPa) does not make the 3 MPa level cross again
+    result = trace([10, 9, 8, 7, 6, 7], [0, 4, 2, 6, 10, 0], [0.5, 0.4, 0.35, 0.3, 0.2, 0.25], 0.25)
+    np.testing.assert_allclose(quasi_static.porosity_at_pressures(result, np.array([3.0, 5.0])),
+                               [0.4, 0.3])
+    with pytest.raises(ValueError, match="never reached 12"):
+        quasi_static.porosity_at_pressures(result, np.array([12.0]))
+
+
+def test_compare_against_itself_is_zero_and_a_shifted_curve_is_not():
+    porosity = [0.5, 0.45, 0.4, 0.35, 0.3, 0.31]
+    reference = trace([10, 9, 8, 7, 6, 7], [0, 2, 5, 9, 20, 0], porosity, 0.31)
+    same = quasi_static.compare(reference, reference, 20.0, bins=4)
+    assert all(value == 0.0 for value in same.values())
+    shifted = trace([10, 9, 8, 7, 6, 7], [0, 1, 3, 6, 20, 0], porosity, 0.32)
+    different = quasi_static.compare(shifted, reference, 20.0, bins=4)
+    assert different["porosity_difference_pp"] == pytest.approx(1.0)
+    assert different["porosity_curve_error_pp"] == pytest.approx(5.0)  # 7 MPa: 0.30 vs 0.35
+    assert different["binned_curve_error"] > 0.0
