@@ -187,3 +187,19 @@ def test_sweep_shares_the_loading_and_matches_single_runs(electrode, pressed):
                                                            abs=1e-12)
     assert low.summary["final_porosity"] > high.summary["final_porosity"]
     assert low.summary["max_pressure_MPa"] < high.summary["max_pressure_MPa"]
+
+
+def test_a_turn_late_in_the_last_record_interval_of_a_chunk_counts_as_the_turn(electrode):
+    """The plate turns at step 980 of a 1000-step chunk recorded every 100 steps: at the chunk's
+    end it is still below the record at step 900, yet the loading ended inside that chunk, so a
+    sweep's next target must restart from the chunk's start (an authors'-electrode sweep once
+    restarted every target after the turn and gave five identical 'calenderings')."""
+    protocol = CalenderProtocol(target_pressure_mpa=20.0, plate_speed_um_us=5.0,
+                                record_every=100, chunk_steps=1000, gap_um=0.1)
+    run = PlateRun(electrode, protocol, None)
+    start_z = run.case.walls[run.plate].z
+    travel_per_step = protocol.plate_speed_um_us * protocol.dt_us
+    run.press(run.control(turn_z=start_z - 979.5 * travel_per_step), 100_000, None, "turn")
+    state, _, _, steps = run.loading_snapshot
+    assert steps == 0 and float(state.walls.velocity_z[run.plate]) < 0
+    assert run.loading_steps() == 980

@@ -293,24 +293,31 @@ class PlateRun:
         travel = self.protocol.plate_speed_um_us * self.protocol.dt_us
         return int(round((z0 + travel * int(trace.step[k]) - trace.plate_z[k]) / (2.0 * travel)))
 
+    def plate_rising(self) -> bool:
+        return float(self.state.walls.velocity_z[self.plate]) > 0.0
+
     def press(self, control, max_steps, progress, target_description):
         """Chunks until the plate has turned and risen ``clearance_um`` above its last position
         carrying ``release_fraction`` of the maximum force. ``loading_snapshot`` keeps the
-        start of the chunk in which the plate turned (all steps before it are pure loading)."""
+        start of the chunk in which the plate turned (all steps before it are pure loading).
+
+        The turn is read from the plate's velocity, not from the records: a plate that turned
+        in the second half of a chunk's last record interval is still below the previous record
+        at the chunk's end."""
         protocol = self.protocol
         densest_plate_z = self.floor + self.electrode.solid_volume / self.area / 0.95
-        turned = bool(self.records) and bool(self.trace().rising.any())
         while True:
+            turned = self.plate_rising()
             if not turned:
                 self.loading_snapshot = self.snapshot()    # start of the chunk that turns
             self.advance(control, protocol.chunk_steps)
             trace = self.trace()
-            plate_z, rising = trace.plate_z, trace.rising
-            turned = bool(rising.any())
+            plate_z = trace.plate_z
+            turned = self.plate_rising()
             pressure = float(trace.force_filtered[-1] / self.area * MICRO_PRESSURE_TO_MPA)
             if progress is not None:
                 progress(self.steps, float(plate_z[-1]) - self.floor, pressure,
-                         "unloading" if rising[-1] else "loading")
+                         "unloading" if turned else "loading")
             if not turned and plate_z[-1] < densest_plate_z:
                 raise ValueError(
                     f"{target_description} not reached: the plate is at "
