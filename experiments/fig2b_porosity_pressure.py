@@ -10,7 +10,11 @@ diameters). The authors' own CGMD-dried electrode goes through
 ``experiments/authors_dried_electrode.py`` first (it is pre-stressed: calendered as it is, it
 pushed the plate above 2 MPa within 2000 steps) and is then calendered as the authors' script
 does it: ``--electrode experiments/out/authors_dried/authors_relaxed.data --am-expansion 1.02
---cbd-density 0.93``.
+--cbd-density 0.93``. Measured that way (2026-12-06, float64, 2 m/s, no drag, Table 2 with the
+authors' mixing, 1634 s on the 2-core CPU): 33.43 / 32.45 / 29.93 / 28.60 / 26.57 % after
+recovery at 1 / 2 / 5 / 10 / 20 MPa, so the paper's 31.5 % at 2.8 MPa and 27.2 % at 16.1 MPa; the
+stand-in DEM-dried electrode is much softer (31.5 % at ~0.2 MPa on the loading stroke, 27.2 % at
+~4 MPa, issue #4 notes).
 Protocol: :class:`twin.process.calender.CalenderProtocol` with the plate speed and background
 drag given (a quasi-static protocol: see ``benchmarks/quasi_static.py`` for the speed/drag that
 reproduces a slow reference), Table 2 materials with the authors' mixing, float64. One loading

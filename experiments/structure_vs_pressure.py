@@ -35,6 +35,25 @@ Outputs in ``OUT``:
   radii; AM–AM just above sums of two AM radii), and per τ definition and axis whether τ rises
   strictly with pressure (:func:`rises_with_pressure`); skipped electrodes with the reason;
 * ``fig4_rdf.png`` (CBD–CBD, AM–CBD, AM–AM g(r)) and ``fig5_tortuosity.png`` (τ vs pressure).
+
+Measured on the authors' CGMD-dried electrode (2026-12-06, float64, 0.248981 µm voxels; the
+authors' ``coord_out_electrode.sys`` through :func:`twin.process.pack.authors_dried_electrode`,
+calendered by ``fig2b_porosity_pressure.py --am-expansion 1.02 --cbd-density 0.93`` at 2 m/s):
+
+* As written (pre-stressed, 43.5 %): CBD–CBD peaks at 1.232 µm (g 27.7) and 2.054 µm (g 6.95),
+  the paper's two shells; AM–CBD peaks weak (g 1.4–2.3) at R_k + 0.63 µm.
+* Calendered as written to 20 MPa (27.6 %): the 2 µm shell is gone (a weak peak at 2.31 µm,
+  g 2.1), the first peak drops to g 12.2 at 1.221 µm; AM–CBD peaks strong (g 2.5–5.5) at
+  R_k + 0.43…0.45 µm for all six classes. These are the paper's Fig. 4 statements: the second
+  shell's order is lost and the first peak loses height to its tail on calendering, CBD covers
+  the AM spheres more closely and more orderly. τ (paper, x / z) 1.339 / 1.459 → 1.531 / 1.644.
+* Relaxed free-standing first (``authors_dried_electrode.py``, 45.6 %), then 1, 2, 5, 10,
+  20 MPa (33.4 → 26.6 %): the same picture at every pressure (CBD–CBD 1.221–1.225 and
+  2.32–2.34 µm, first-peak g 17.9 → 12.2; AM–CBD at R_k + 0.42…0.45 µm, independent of the
+  pressure as in the paper); τ (paper) x 1.310 → 1.451 → 1.465 → 1.484 → 1.487 → 1.518 and
+  z 1.445 → 1.641, rising strictly on x, y and z in both definitions.
+* The stand-in DEM-dried electrode has no 2 µm shell even before calendering (second peak at
+  2.32–2.36 µm): the shell comes from the CGMD drying, which the stand-in does not model.
 """
 
 from __future__ import annotations
