@@ -78,8 +78,9 @@ def binned_pressure(gap, pressure, edges):
 
 
 def compare(result, reference, target_mpa, bins) -> dict:
-    """Porosity difference (pp) and the pointwise and binned loading-curve errors (fractions of
-    the target pressure) of ``result`` against ``reference``."""
+    """Porosity difference (pp), the pointwise and binned loading-curve errors (fractions of the
+    target pressure) and the porosity–pressure curve error (pp) of ``result`` against
+    ``reference``."""
     gap_ref, pressure_ref = loading_curve(reference)
     gap, pressure = loading_curve(result)
     loaded = pressure_ref > LOADED_FRACTION * target_mpa
@@ -192,6 +193,7 @@ def main(argv=None):
                 "precision": "float64", "machine": platform.processor() or platform.machine(),
                 "protocols": rows}
     Path(args.out).write_text(json.dumps(document, indent=2))
+
 
 if __name__ == "__main__":
     main()

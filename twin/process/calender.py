@@ -294,6 +294,7 @@ class PlateRun:
         return int(round((z0 + travel * int(trace.step[k]) - trace.plate_z[k]) / (2.0 * travel)))
 
     def plate_rising(self) -> bool:
+        """Whether the plate has turned (its velocity is upward now)."""
         return float(self.state.walls.velocity_z[self.plate]) > 0.0
 
     def press(self, control, max_steps, progress, target_description):
@@ -306,8 +307,8 @@ class PlateRun:
         at the chunk's end."""
         protocol = self.protocol
         densest_plate_z = self.floor + self.electrode.solid_volume / self.area / 0.95
+        turned = self.plate_rising()
         while True:
-            turned = self.plate_rising()
             if not turned:
                 self.loading_snapshot = self.snapshot()    # start of the chunk that turns
             self.advance(control, protocol.chunk_steps)
