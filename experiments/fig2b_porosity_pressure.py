@@ -18,7 +18,8 @@ stand-in DEM-dried electrode is much softer (31.5 % at ~0.2 MPa on the loading s
 Protocol: :class:`twin.process.calender.CalenderProtocol` with the plate speed and background
 drag given (``benchmarks/quasi_static.py`` compares speeds and drags with a slow reference; on a
 709-sphere cell the chaos noise floor, ~1 pp, is above every difference it measured), Table 2
-materials with the authors' mixing, float64. One loading stroke is shared by all pressures (:func:`twin.process.calender.calender_sweep`).
+materials with the authors' mixing, float64. One loading stroke is shared by all pressures
+(:func:`twin.process.calender.calender_sweep`).
 
 AM expansion: the authors expand the AM diameters by 2 % because their CGMD-dried packing has no
 Hertz overlap (FACTS.md). The stand-in DEM drying stage leaves a packing already in Hertz contact;
