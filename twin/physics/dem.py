@@ -22,23 +22,25 @@ host CPU forced into several devices with ``XLA_FLAGS=--xla_force_host_platform_
 or GPUs); the results agree with the single-device path to round-off (the force sums are added in
 another order).
 
-Where the speed comes from, on the 3945-sphere compaction (CPU time per step, float64, measured
-on the shared 2-core machine): the pair phase is ~1.0 of ~1.2 ms, the replicated rest ~0.2 ms
-(list builds included), the psum of (3945, 6) doubles ~0.02 ms per device. With a core per device
-a step costs about rest + pairs / devices + psum instead of rest + pairs, so on 2 devices the
-replicated rest is ~1/4 of a step: re-wrapping the moved positions with selects instead of the
-floating-point remainder (~60 µs, a libm call per coordinate on CPU) and testing finiteness with
-whole-array reductions (~33 µs) took ~0.09 ms off it. XLA's CPU runtime gives
-each device its own thread; the devices meet at the psum every step, so a device that loses its
-core to another process stalls the others: use one device per otherwise idle core (on a single
-core two devices are many times slower), and leave the default (no mesh) elsewhere.
+Where the speed comes from, on the 3945-sphere compaction (CPU time per step, float64, measured on
+a 2-core AMD EPYC before the fusion boundaries below): the pair phase is ~1.0 of ~1.2 ms, the
+replicated rest ~0.2 ms (list builds included), the psum of (3945, 6) doubles ~0.02 ms per device.
+With a core per device a step costs about rest + pairs / devices + psum instead of rest + pairs, so
+on 2 devices the replicated rest is ~1/4 of a step: re-wrapping the moved positions with selects
+instead of the floating-point remainder (~60 µs, a libm call per coordinate on CPU) and testing
+finiteness with whole-array reductions (~33 µs) took ~0.09 ms off it. XLA's CPU runtime gives each
+device its own thread; the devices meet at the psum every step, so a device that loses its core to
+another process stalls the others: use one device per otherwise idle core (on a single core two
+devices are many times slower), and leave the default (no mesh) elsewhere.
 
-The pair phase is bound by how XLA fuses it on CPU: a loop fusion evaluates each output element
-on its own, so per-contact terms shared by the components of a (K, 3) result are recomputed per
-component. Writing the contact law on (K,) components (structure of arrays) made this worse
-(nothing is then materialised: 2.0 ms instead of 1.0), ``lax.optimization_barrier`` is expanded
-before fusion on CPU, and one stacked gather of the pair constants or vectorising the walls
-changed nothing measurable.
+The pair phase is bound by how XLA fuses it on CPU: a loop fusion evaluates each output element on
+its own, so per-contact terms shared by the components of a (K, 3) result are recomputed per
+component, nested through every dot and cross product of the contact law. The pair phase therefore
+has fusion boundaries (:mod:`twin.physics.fusion`): the contact geometry, the law's tangential
+velocity, projected shear and outputs are each computed once into memory, which took it from 2.37
+to 1.36 ms per step on an Intel Xeon core (float64). Writing the law on (K,) components (structure
+of arrays) made it slower, ``lax.optimization_barrier`` is expanded before fusion on CPU, and one
+stacked gather of the pair constants or vectorising the walls changed nothing measurable.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from twin.physics import vector
 from twin.physics.cohesion import sphere_contact_area, wall_contact_area
 from twin.physics.contact import granular_contact
+from twin.physics.fusion import materialize
 from twin.physics.materials import Materials, PairTable, pair_table
 from twin.physics.neighbors import (NeighborSpec, PairList, carry_shear_history, rebuild_pairs,
                                     needs_rebuild)
@@ -200,10 +203,14 @@ def _slot_forces(spheres: Spheres, pairs, shear, table: PairTable, box: Box, coh
     rotational = lever_i[:, None] * a[:, 6:9] + lever_j[:, None] * b[:, 6:9]
     t_i, t_j = spheres.type[i], spheres.type[j]
     area = sphere_contact_area(cohesion, jnp.maximum(overlap, 0.0), distance, r_i, r_j)
-    law_inputs = _cast(shear.dtype, normal, overlap, a[:, 3:6] - b[:, 3:6], rotational,
-                       r_i * r_j / (r_i + r_j), m_i * m_j / (m_i + m_j), area)
+    # Fusion boundary (twin.physics.fusion): the geometry is computed once, not per component of
+    # every law output and torque that reads it.
+    normal, lever_i, lever_j, law_inputs = materialize((normal, lever_i, lever_j, _cast(
+        shear.dtype, normal, overlap, a[:, 3:6] - b[:, 3:6], rotational,
+        r_i * r_j / (r_i + r_j), m_i * m_j / (m_i + m_j), area)))
     force, tangential, new_shear = granular_contact(
-        *law_inputs, shear, *_cast(shear.dtype, *_pair_constants(table, t_i, t_j)), dt)
+        *law_inputs, shear, *_cast(shear.dtype, *_pair_constants(table, t_i, t_j)), dt,
+        fusion_boundaries=True)
     force, tangential = _cast(normal.dtype, force, tangential)
     moment = vector.cross(normal, tangential)
     on_i = jnp.concatenate([force, -lever_i[:, None] * moment], axis=1)

@@ -29,10 +29,11 @@ def _safe_norm(vectors):
 
 
 def tangential_history_force(shear, tangential_velocity, normal, normal_force, sqrt_r_overlap,
-                             m_eff, g_star, beta, friction, dt):
-    """Return (F_t (K,3), updated shear history (K,3)) for touching contacts."""
+                             m_eff, g_star, beta, friction, dt, boundary=lambda tree: tree):
+    """Return (F_t (K,3), updated shear history (K,3)) for touching contacts. ``boundary`` is
+    applied to the projected shear (:func:`twin.physics.fusion.materialize` or the identity)."""
     shear = shear + tangential_velocity * dt
-    shear = shear - vector.dot(shear, normal)[:, None] * normal
+    shear = boundary(shear - vector.dot(shear, normal)[:, None] * normal)
     k_t = 8.0 * g_star * sqrt_r_overlap
     gamma_t = -2.0 * SQRT_FIVE_SIXTHS * beta * jnp.sqrt(k_t * m_eff)
     spring = -k_t[:, None] * shear
