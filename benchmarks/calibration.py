@@ -36,15 +36,20 @@ sys.path.insert(0, str(ROOT))
 
 
 class CountingLoss:
-    """The loss as a numpy function of θ that records every evaluation (value and best so far)."""
+    """The loss as a numpy function of θ that records every evaluation (value and best so far)
+    and prints the best loss every ``report_every`` evaluations."""
 
-    def __init__(self, objective):
+    def __init__(self, objective, label: str, report_every: int = 25):
         self.loss = objective.loss_jit
         self.values = []
+        self.label, self.report_every = label, report_every
 
     def __call__(self, theta) -> float:
         value = float(self.loss(np.asarray(theta, dtype=float)))
         self.values.append(value if np.isfinite(value) else np.inf)
+        if len(self.values) % self.report_every == 0:
+            print(f"  {self.label}: {len(self.values)} simulations, best loss "
+                  f"{min(self.values):.4e}", flush=True)
         return self.values[-1]
 
     def evaluations_to(self, target: float):
@@ -72,8 +77,8 @@ def gradient_cost(objective, theta) -> dict:
 
 
 def run_gradient(objective, settings) -> dict:
-    from calibrate.fit import fit
-    result = fit(objective, settings)
+    from calibrate.fit import fit, progress_printer
+    result = fit(objective, settings, progress=progress_printer(objective.parameters))
     losses = [row["loss"] for row in result.history] + [result.loss]
     evaluations = [row["evaluations"] for row in result.history] + [result.evaluations]
     return {"loss": result.loss, "iterations": result.iterations,
@@ -83,7 +88,7 @@ def run_gradient(objective, settings) -> dict:
 
 def run_nelder_mead(objective, theta0, budget: int) -> CountingLoss:
     from scipy.optimize import minimize
-    counted = CountingLoss(objective)
+    counted = CountingLoss(objective, "nelder-mead")
     minimize(counted, np.asarray(theta0), method="Nelder-Mead",
              options={"maxfev": budget, "xatol": 1e-10, "fatol": 1e-30, "adaptive": True})
     return counted
@@ -91,7 +96,7 @@ def run_nelder_mead(objective, theta0, budget: int) -> CountingLoss:
 
 def run_cma(objective, theta0, budget: int, sigma: float, seed: int) -> CountingLoss:
     import cma
-    counted = CountingLoss(objective)
+    counted = CountingLoss(objective, "cma-es")
     strategy = cma.CMAEvolutionStrategy(np.asarray(theta0), sigma,
                                         {"maxfevals": budget, "seed": seed, "verbose": -9,
                                          "tolfun": 0.0, "tolx": 1e-14})
@@ -122,6 +127,7 @@ def main(argv=None) -> int:
     config = load_config(args.config)
     objective = objective_from_config(config)
     theta0 = objective.parameters.start_theta()
+    print("timing a loss and a value-and-gradient at the start (compiles both) ...", flush=True)
     cost = gradient_cost(objective, theta0)
     gradient = run_gradient(objective, config.optimizer)
     target = gradient["loss"] if args.target is None else args.target

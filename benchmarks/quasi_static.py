@@ -24,10 +24,20 @@ floor: ``--ensemble N`` reruns the reference protocol N times with every centre 
 ``--jitter-um`` (1e-9 µm, round-off size) and reports the largest difference of a member from the
 reference — no protocol can be asked to agree better than that. Measured on the 709-sphere
 electrode (benchmarks/RESULTS.md, 2026-12-06): 1.07 pp in porosity and 2.45 pp in φ(P) at
-0.25 m/s, above the criterion, so there it cannot rank protocols.
+0.25 m/s, above the criterion, so there it cannot rank protocols one run against one run.
+
+``--members M`` compares ensemble means instead: every protocol, the reference included, runs
+from M starts (the unjittered one and M − 1 jittered ones), and each protocol's mean final
+porosity and mean φ(P) curve are compared with the reference's means. The standard error of a
+difference of two means is sqrt(s₁²/M₁ + s₂²/M₂) (s the sample standard deviation of a
+protocol's M members): the means "agree" when both differences are within 0.3 pp, and the
+comparison is "resolved" where twice both standard errors are within 0.3 pp too. Measured with
+8 members (benchmarks/RESULTS.md, 2026-12-07): 1 and 2 m/s differ from 0.25 m/s by −0.46 ± 0.22
+and −0.58 ± 0.26 pp in mean porosity and by +0.83 ± 0.43 and +1.35 ± 0.35 pp in mean φ(P).
 
     python benchmarks/quasi_static.py --pressure 20 --speeds 0.25 0.5 1 2 5 --dampings 0 10 30 \
         --ensemble 3
+    python benchmarks/quasi_static.py --speeds 0.25 1 2 --dampings 0 --members 8
 
 Electrode: the 14 × 14 µm column of the small example electrode used by tests/test_calender.py
 (709 spheres), or ``--electrode DATA`` (a LAMMPS data file, e.g. the paper-size dried electrode);
@@ -112,6 +122,45 @@ def porosity_at_pressures(result, levels_mpa):
     return result.porosity_between_walls[first]
 
 
+def ensemble_means(rows, reference_key) -> list[dict]:
+    """Per protocol (plate speed, drag): the number of members, mean final porosity and its
+    standard error (pp), and against the reference protocol ``reference_key``: the difference of
+    the mean porosities and of the mean φ(P) curves (largest over the levels), each with the
+    standard error of a difference of two means (pp). Rows carry ``final_porosity`` and
+    ``porosity_curve`` (φ at the common pressure levels)."""
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["plate_speed_m_s"], row["viscous_damping_per_us"]), []).append(row)
+
+    def statistics(members):
+        porosity = 100.0 * np.array([row["final_porosity"] for row in members])
+        curves = 100.0 * np.array([row["porosity_curve"] for row in members])
+        count = len(members)
+        spread = (lambda x: x.std(axis=0, ddof=1) / np.sqrt(count)) if count > 1 \
+            else (lambda x: np.full(x.shape[1:], np.nan))
+        return count, porosity.mean(), spread(porosity), curves.mean(axis=0), spread(curves)
+
+    _, porosity_ref, error_ref, curve_ref, curve_error_ref = statistics(groups[reference_key])
+    summary = []
+    for (speed, damping), members in groups.items():
+        count, porosity, error, curve, curve_error = statistics(members)
+        curve_difference = np.abs(curve - curve_ref)
+        worst = int(np.argmax(curve_difference))
+        difference = porosity - porosity_ref
+        row = {"plate_speed_m_s": speed, "viscous_damping_per_us": damping, "members": count,
+               "mean_porosity_pct": float(porosity), "porosity_standard_error_pp": float(error),
+               "mean_porosity_difference_pp": float(difference),
+               "difference_standard_error_pp": float(np.hypot(error, error_ref)),
+               "mean_curve_difference_pp": float(curve_difference[worst]),
+               "curve_difference_standard_error_pp": float(np.hypot(curve_error[worst],
+                                                                    curve_error_ref[worst]))}
+        row["means_agree"] = bool(abs(difference) <= 0.3 and curve_difference[worst] <= 0.3)
+        row["resolved"] = bool(2.0 * max(row["difference_standard_error_pp"],
+                                         row["curve_difference_standard_error_pp"]) <= 0.3)
+        summary.append(row)
+    return summary
+
+
 def jittered(electrode, seed: int, jitter_um: float):
     """The electrode with every centre moved by a Gaussian vector of rms ``jitter_um`` per axis."""
     shift = jitter_um * np.random.default_rng(seed).standard_normal(electrode.position.shape)
@@ -131,21 +180,27 @@ def main(argv=None):
                         help="gap bins over the reference's loaded stroke for the binned error")
     parser.add_argument("--ensemble", type=int, default=0,
                         help="reruns of the reference from jittered centres (noise floor)")
+    parser.add_argument("--members", type=int, default=1,
+                        help="runs of every protocol from jittered starts; compare their means")
     parser.add_argument("--jitter-um", type=float, default=1e-9,
                         help="rms displacement per axis of the ensemble's centres (µm)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "quasi_static.json"))
     args = parser.parse_args(argv)
-    if args.bins < 1 or args.ensemble < 0 or not args.jitter_um > 0 or args.replicas < 1:
-        parser.error("--bins and --replicas must be >= 1, --ensemble >= 0 and --jitter-um > 0")
+    if (args.bins < 1 or args.ensemble < 0 or not args.jitter_um > 0 or args.replicas < 1
+            or args.members < 1):
+        parser.error("--bins, --replicas and --members must be >= 1, --ensemble >= 0 and "
+                     "--jitter-um > 0")
 
     from twin.process.calender import CalenderProtocol, calender
     from twin.process.indent import replicate
     electrode = replicate(electrode_from(args.electrode), args.replicas)
     speeds = sorted(args.speeds)
     runs = [("reference", speeds[0], 0.0, 0)]
-    runs += [("ensemble", speeds[0], 0.0, seed) for seed in range(1, args.ensemble + 1)]
-    runs += [("protocol", v, g, 0) for v in speeds for g in args.dampings
-             if (v, g) != (speeds[0], 0.0)]
+    runs += [("ensemble", speeds[0], 0.0, seed)
+             for seed in range(1, max(args.ensemble + 1, args.members))]
+    runs += [("protocol", v, g, seed) for v in speeds for g in args.dampings
+             for seed in range(args.members) if (v, g) != (speeds[0], 0.0)]
+    levels = np.linspace(LOADED_FRACTION, TOP_LEVEL, args.bins) * args.pressure
     rows, reference = [], None
     print(f"{len(electrode.radius)} spheres, target {args.pressure} MPa, float64")
     for kind, speed, damping, seed in runs:
@@ -163,11 +218,12 @@ def main(argv=None):
                "recovery_um": s["recovery_um"], "inertial_number": s["inertial_number"],
                "steps": s["steps"], "wall_seconds": seconds,
                "speed_up": reference[1] / seconds,
+               "porosity_curve": porosity_at_pressures(result, levels).tolist(),
                **compare(result, reference[0], args.pressure, args.bins)}
         row["agrees"] = bool(abs(row["porosity_difference_pp"]) <= 0.3
                              and row["porosity_curve_error_pp"] <= 0.3)
         rows.append(row)
-        label = f"jitter seed {seed}" if kind == "ensemble" else kind
+        label = f"jitter seed {seed}" if seed else kind
         print(f"{label:14s} v = {speed:5.2f} m/s  γ = {damping:5.1f} /µs  porosity "
               f"{100 * row['final_porosity']:.2f} % (Δ {row['porosity_difference_pp']:+.2f} pp)  "
               f"curve error {100 * row['loading_curve_error']:.2f} % pointwise, "
@@ -186,10 +242,22 @@ def main(argv=None):
               f"{100 * floor['loading_curve_error']:.2f} % pointwise, "
               f"{100 * floor['binned_curve_error']:.2f} % binned, φ(P) "
               f"{floor['porosity_curve_error_pp']:.2f} pp")
+    means = ensemble_means(rows, (speeds[0], 0.0)) if args.members > 1 else None
+    for row in means or []:
+        print(f"means of {row['members']:2d}: v = {row['plate_speed_m_s']:5.2f} m/s  "
+              f"γ = {row['viscous_damping_per_us']:5.1f} /µs  porosity "
+              f"{row['mean_porosity_pct']:.2f} ± {row['porosity_standard_error_pp']:.2f} %  "
+              f"Δ {row['mean_porosity_difference_pp']:+.2f} ± "
+              f"{row['difference_standard_error_pp']:.2f} pp  φ(P) "
+              f"{row['mean_curve_difference_pp']:.2f} ± "
+              f"{row['curve_difference_standard_error_pp']:.2f} pp  "
+              f"{'agree' if row['means_agree'] else 'differ'}"
+              f"{'' if row['resolved'] else ' (not resolved: 2 s.e. > 0.3 pp)'}", flush=True)
     document = {"electrode": args.electrode or "mini (tests/test_calender.py)",
                 "replicas": args.replicas, "particles": int(len(electrode.radius)),
                 "target_pressure_MPa": args.pressure,
                 "bins": args.bins, "jitter_um": args.jitter_um, "noise_floor": floor,
+                "members": args.members, "ensemble_means": means,
                 "precision": "float64", "machine": platform.processor() or platform.machine(),
                 "protocols": rows}
     Path(args.out).write_text(json.dumps(document, indent=2))

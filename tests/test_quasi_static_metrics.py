@@ -48,3 +48,26 @@ def test_compare_against_itself_is_zero_and_a_shifted_curve_is_not():
     assert different["porosity_difference_pp"] == pytest.approx(1.0)
     assert different["porosity_curve_error_pp"] == pytest.approx(5.0)  # 7 MPa: 0.30 vs 0.35
     assert different["binned_curve_error"] > 0.0
+
+
+def test_ensemble_means_compare_each_protocol_mean_with_the_reference_mean():
+    def row(speed, porosity, curve):
+        return {"plate_speed_m_s": speed, "viscous_damping_per_us": 0.0,
+                "final_porosity": porosity, "porosity_curve": curve}
+
+    rows = [row(0.25, 0.200, [0.40, 0.30]), row(0.25, 0.204, [0.42, 0.30]),
+            row(1.0, 0.210, [0.40, 0.31]), row(1.0, 0.210, [0.40, 0.33])]
+    means = {r["plate_speed_m_s"]: r for r in quasi_static.ensemble_means(rows, (0.25, 0.0))}
+    reference, fast = means[0.25], means[1.0]
+    assert reference["members"] == 2 and reference["mean_porosity_difference_pp"] == 0.0
+    assert reference["mean_porosity_pct"] == pytest.approx(20.2)
+    # sample s.d. of (20.0, 20.4) is 0.2828 pp, so the standard error of the mean is 0.2 pp
+    assert reference["porosity_standard_error_pp"] == pytest.approx(0.2)
+    assert fast["mean_porosity_difference_pp"] == pytest.approx(0.8)
+    assert fast["difference_standard_error_pp"] == pytest.approx(0.2)   # fast members agree
+    # mean curves: reference (41, 30) %, fast (40, 32) %: the largest difference is 2 pp at the
+    # second level, where the reference members agree and the fast ones differ by 2 pp
+    assert fast["mean_curve_difference_pp"] == pytest.approx(2.0)
+    assert fast["curve_difference_standard_error_pp"] == pytest.approx(1.0)
+    assert not fast["means_agree"] and reference["means_agree"]
+    assert not fast["resolved"]   # 2 × 1.0 pp > 0.3 pp
