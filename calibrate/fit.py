@@ -336,7 +336,8 @@ def fit(objective: Objective, settings: OptimizerSettings, out=None, resume: boo
         if grad_norm < settings.tolerance:
             stopped = f"gradient norm below the tolerance {settings.tolerance:g}"
         elif not bool(accepted):
-            stopped = "the line search found no acceptable step (converged to rounding level)"
+            stopped = ("the line search found no acceptable step: converged to the loss's "
+                       "rounding level, or stuck on its roughness (a chaotic simulation)")
         else:
             theta, state = new_theta, new_state
         if out is not None:
