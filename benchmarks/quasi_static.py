@@ -96,7 +96,7 @@ def compare(result, reference, target_mpa, bins) -> dict:
     loaded = pressure_ref > LOADED_FRACTION * target_mpa
     loaded &= (gap_ref >= gap.min()) & (gap_ref <= gap.max())
     interpolated = np.interp(gap_ref[loaded], gap[::-1], pressure[::-1])
-    levels = np.linspace(LOADED_FRACTION, TOP_LEVEL, bins) * target_mpa
+    levels = pressure_levels(target_mpa, bins)
     edges = np.linspace(gap_ref[loaded].min(), gap_ref[loaded].max(), bins + 1)
     binned_difference = binned_pressure(gap, pressure, edges) \
         - binned_pressure(gap_ref, pressure_ref, edges)
@@ -109,6 +109,12 @@ def compare(result, reference, target_mpa, bins) -> dict:
         "porosity_curve_error_pp": float(100.0 * np.max(np.abs(
             porosity_at_pressures(result, levels) - porosity_at_pressures(reference, levels)))),
     }
+
+
+def pressure_levels(target_mpa, count):
+    """The pressures (MPa) at which φ(P) is read: ``count`` levels from 5 % to 95 % of the
+    target."""
+    return np.linspace(LOADED_FRACTION, TOP_LEVEL, count) * target_mpa
 
 
 def porosity_at_pressures(result, levels_mpa):
@@ -200,7 +206,7 @@ def main(argv=None):
              for seed in range(1, max(args.ensemble + 1, args.members))]
     runs += [("protocol", v, g, seed) for v in speeds for g in args.dampings
              for seed in range(args.members) if (v, g) != (speeds[0], 0.0)]
-    levels = np.linspace(LOADED_FRACTION, TOP_LEVEL, args.bins) * args.pressure
+    levels = pressure_levels(args.pressure, args.bins)
     rows, reference = [], None
     print(f"{len(electrode.radius)} spheres, target {args.pressure} MPa, float64")
     for kind, speed, damping, seed in runs:

@@ -205,9 +205,12 @@ def _slot_forces(spheres: Spheres, pairs, shear, table: PairTable, box: Box, coh
     area = sphere_contact_area(cohesion, jnp.maximum(overlap, 0.0), distance, r_i, r_j)
     # Fusion boundary (twin.physics.fusion): the geometry is computed once, not per component of
     # every law output and torque that reads it.
-    normal, lever_i, lever_j, law_inputs = materialize((normal, lever_i, lever_j, _cast(
-        shear.dtype, normal, overlap, a[:, 3:6] - b[:, 3:6], rotational,
-        r_i * r_j / (r_i + r_j), m_i * m_j / (m_i + m_j), area)))
+    (normal, overlap, relative_velocity, rotational, r_eff, m_eff, area, lever_i,
+     lever_j) = materialize((normal, overlap, a[:, 3:6] - b[:, 3:6], rotational,
+                             r_i * r_j / (r_i + r_j), m_i * m_j / (m_i + m_j), area, lever_i,
+                             lever_j))
+    law_inputs = _cast(shear.dtype, normal, overlap, relative_velocity, rotational, r_eff, m_eff,
+                       area)
     force, tangential, new_shear = granular_contact(
         *law_inputs, shear, *_cast(shear.dtype, *_pair_constants(table, t_i, t_j)), dt,
         fusion_boundaries=True)
