@@ -55,6 +55,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -173,13 +174,58 @@ def jittered(electrode, seed: int, jitter_um: float):
     return dataclasses.replace(electrode, position=electrode.position + shift)
 
 
+RUN_KEYS = ("electrode", "replicas", "particles", "target_pressure_MPa", "bins", "jitter_um",
+            "reference_speed_m_s")
+
+
+def reference_trace_path(out: Path) -> Path:
+    """Where the reference run's loading curve is kept, for ``--resume``."""
+    return out.with_suffix(".reference.npz")
+
+
+def save_reference_trace(out: Path, result, seconds: float):
+    np.savez(reference_trace_path(out), plate_z_um=result.plate_z_um,
+             pressure_mpa=result.pressure_mpa,
+             porosity_between_walls=result.porosity_between_walls,
+             final_porosity=result.summary["final_porosity"], wall_seconds=seconds)
+
+
+def load_reference_trace(out: Path):
+    """The reference's (trace, wall seconds) saved by an earlier run, or None."""
+    path = reference_trace_path(out)
+    if not path.exists():
+        return None
+    stored = np.load(path)
+    trace = SimpleNamespace(plate_z_um=stored["plate_z_um"], pressure_mpa=stored["pressure_mpa"],
+                            porosity_between_walls=stored["porosity_between_walls"],
+                            summary={"final_porosity": float(stored["final_porosity"])})
+    return trace, float(stored["wall_seconds"])
+
+
+def previous_rows(out: Path, document: dict) -> list[dict]:
+    """The runs of an earlier ``--out`` of the same case (``--resume``); a different case is an
+    error naming the key that differs."""
+    if not out.exists():
+        return []
+    previous = json.loads(out.read_text())
+    previous.setdefault("reference_speed_m_s", min(
+        row["plate_speed_m_s"] for row in previous["protocols"]))
+    for key in RUN_KEYS:
+        if previous.get(key) != document[key]:
+            raise SystemExit(f"--resume: {out} has {key} = {previous.get(key)!r}, this run "
+                             f"{document[key]!r}; use another --out or the same settings")
+    return previous["protocols"]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--electrode", default=None, help="LAMMPS data file (default: mini)")
     parser.add_argument("--replicas", type=int, default=1, help="tile the electrode n × n in x y")
     parser.add_argument("--pressure", type=float, default=20.0, help="target pressure (MPa)")
     parser.add_argument("--speeds", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0, 5.0],
-                        help="plate speeds (m/s); the slowest, undamped, is the reference")
+                        help="plate speeds (m/s)")
+    parser.add_argument("--reference-speed", type=float, default=None,
+                        help="plate speed (m/s) of the reference, undamped (default: the slowest)")
     parser.add_argument("--dampings", type=float, nargs="+", default=[0.0, 10.0, 30.0],
                         help="background drag γ (1/µs)")
     parser.add_argument("--bins", type=int, default=20,
@@ -190,25 +236,41 @@ def main(argv=None):
                         help="runs of every protocol from jittered starts; compare their means")
     parser.add_argument("--jitter-um", type=float, default=1e-9,
                         help="rms displacement per axis of the ensemble's centres (µm)")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "quasi_static.json"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "quasi_static.json"),
+                        help="JSON written after every run (the reference's trace beside it)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the runs already in --out and run only the missing ones")
     args = parser.parse_args(argv)
     if (args.bins < 1 or args.ensemble < 0 or not args.jitter_um > 0 or args.replicas < 1
             or args.members < 1):
         parser.error("--bins, --replicas and --members must be >= 1, --ensemble >= 0 and "
                      "--jitter-um > 0")
+    speeds = sorted(set(args.speeds) | ({args.reference_speed} - {None}))
+    reference_speed = speeds[0] if args.reference_speed is None else args.reference_speed
 
     from twin.process.calender import CalenderProtocol, calender
     from twin.process.indent import replicate
     electrode = replicate(electrode_from(args.electrode), args.replicas)
-    speeds = sorted(args.speeds)
-    runs = [("reference", speeds[0], 0.0, 0)]
-    runs += [("ensemble", speeds[0], 0.0, seed)
+    out = Path(args.out)
+    document = {"electrode": args.electrode or "mini (tests/test_calender.py)",
+                "replicas": args.replicas, "particles": int(len(electrode.radius)),
+                "target_pressure_MPa": args.pressure, "reference_speed_m_s": reference_speed,
+                "bins": args.bins, "jitter_um": args.jitter_um,
+                "precision": "float64", "machine": platform.processor() or platform.machine()}
+    rows = previous_rows(out, document) if args.resume else []
+    reference = load_reference_trace(out) if args.resume else None
+    done = {(row["plate_speed_m_s"], row["viscous_damping_per_us"], row["jitter_seed"])
+            for row in rows}
+    runs = [("reference", reference_speed, 0.0, 0)]
+    runs += [("ensemble", reference_speed, 0.0, seed)
              for seed in range(1, max(args.ensemble + 1, args.members))]
     runs += [("protocol", v, g, seed) for v in speeds for g in args.dampings
-             for seed in range(args.members) if (v, g) != (speeds[0], 0.0)]
+             for seed in range(args.members) if (v, g) != (reference_speed, 0.0)]
+    runs = [run for run in runs if run[1:] not in done or (run[0] == "reference" and not reference)]
     levels = pressure_levels(args.pressure, args.bins)
-    rows, reference = [], None
-    print(f"{len(electrode.radius)} spheres, target {args.pressure} MPa, float64")
+    print(f"{len(electrode.radius)} spheres, target {args.pressure} MPa, float64; "
+          f"{len(rows)} runs kept from {out}, {len(runs)} to run" if args.resume else
+          f"{len(electrode.radius)} spheres, target {args.pressure} MPa, float64")
     for kind, speed, damping, seed in runs:
         protocol = CalenderProtocol(target_pressure_mpa=args.pressure, plate_speed_um_us=speed,
                                     viscous_damping_per_us=damping, record_every=20)
@@ -216,7 +278,9 @@ def main(argv=None):
         result = calender(jittered(electrode, seed, args.jitter_um) if seed else electrode,
                           protocol)
         seconds = time.perf_counter() - start
-        reference = reference or (result, seconds)
+        if kind == "reference":
+            reference = (result, seconds)
+            save_reference_trace(out, result, seconds)
         s = result.summary
         row = {"kind": kind, "jitter_seed": seed, "plate_speed_m_s": speed,
                "viscous_damping_per_us": damping,
@@ -228,7 +292,8 @@ def main(argv=None):
                **compare(result, reference[0], args.pressure, args.bins)}
         row["agrees"] = bool(abs(row["porosity_difference_pp"]) <= 0.3
                              and row["porosity_curve_error_pp"] <= 0.3)
-        rows.append(row)
+        rows = [r for r in rows if (r["plate_speed_m_s"], r["viscous_damping_per_us"],
+                                    r["jitter_seed"]) != (speed, damping, seed)] + [row]
         label = f"jitter seed {seed}" if seed else kind
         print(f"{label:14s} v = {speed:5.2f} m/s  γ = {damping:5.1f} /µs  porosity "
               f"{100 * row['final_porosity']:.2f} % (Δ {row['porosity_difference_pp']:+.2f} pp)  "
@@ -237,6 +302,7 @@ def main(argv=None):
               f"I = {row['inertial_number']:.2g}  "
               f"{row['steps']} steps  {seconds:.0f} s  ×{row['speed_up']:.1f}  "
               f"{'agrees' if row['agrees'] else 'differs'}", flush=True)
+        out.write_text(json.dumps({**document, "protocols": rows}, indent=2))
     members = [row for row in rows if row["kind"] == "ensemble"]
     floor = {key: max(abs(row[key]) for row in members) for key in
              ("porosity_difference_pp", "loading_curve_error", "binned_curve_error",
@@ -248,7 +314,7 @@ def main(argv=None):
               f"{100 * floor['loading_curve_error']:.2f} % pointwise, "
               f"{100 * floor['binned_curve_error']:.2f} % binned, φ(P) "
               f"{floor['porosity_curve_error_pp']:.2f} pp")
-    means = ensemble_means(rows, (speeds[0], 0.0)) if args.members > 1 else None
+    means = ensemble_means(rows, (reference_speed, 0.0)) if len(members) else None
     for row in means or []:
         print(f"means of {row['members']:2d}: v = {row['plate_speed_m_s']:5.2f} m/s  "
               f"γ = {row['viscous_damping_per_us']:5.1f} /µs  porosity "
@@ -259,14 +325,8 @@ def main(argv=None):
               f"{row['curve_difference_standard_error_pp']:.2f} pp  "
               f"{'agree' if row['means_agree'] else 'differ'}"
               f"{'' if row['resolved'] else ' (not resolved: 2 s.e. > 0.3 pp)'}", flush=True)
-    document = {"electrode": args.electrode or "mini (tests/test_calender.py)",
-                "replicas": args.replicas, "particles": int(len(electrode.radius)),
-                "target_pressure_MPa": args.pressure,
-                "bins": args.bins, "jitter_um": args.jitter_um, "noise_floor": floor,
-                "members": args.members, "ensemble_means": means,
-                "precision": "float64", "machine": platform.processor() or platform.machine(),
-                "protocols": rows}
-    Path(args.out).write_text(json.dumps(document, indent=2))
+    out.write_text(json.dumps({**document, "noise_floor": floor, "ensemble_means": means,
+                               "protocols": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The curve metrics of benchmarks/quasi_static.py on hand-made traces."""
 
 import importlib.util
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -71,3 +72,22 @@ def test_ensemble_means_compare_each_protocol_mean_with_the_reference_mean():
     assert fast["curve_difference_standard_error_pp"] == pytest.approx(1.0)
     assert not fast["means_agree"] and reference["means_agree"]
     assert not fast["resolved"]   # 2 × 1.0 pp > 0.3 pp
+
+
+def test_resume_keeps_the_reference_trace_and_refuses_another_case(tmp_path):
+    out = tmp_path / "qs.json"
+    reference = trace([10, 9, 8, 9], [0, 5, 20, 0], [0.5, 0.4, 0.3, 0.32], 0.32)
+    quasi_static.save_reference_trace(out, reference, 12.5)
+    loaded, seconds = quasi_static.load_reference_trace(out)
+    assert seconds == 12.5 and loaded.summary == reference.summary
+    np.testing.assert_array_equal(loaded.pressure_mpa, reference.pressure_mpa)
+    assert quasi_static.compare(loaded, reference, 20.0, bins=2)["porosity_curve_error_pp"] == 0.0
+
+    case = {"electrode": "mini", "replicas": 1, "particles": 709, "target_pressure_MPa": 20.0,
+            "bins": 20, "jitter_um": 1e-9, "reference_speed_m_s": 0.25}
+    assert quasi_static.previous_rows(out, case) == []          # nothing run yet
+    rows = [{"plate_speed_m_s": 0.25, "viscous_damping_per_us": 0.0, "jitter_seed": 0}]
+    out.write_text(json.dumps({**case, "protocols": rows}))
+    assert quasi_static.previous_rows(out, case) == rows
+    with pytest.raises(SystemExit, match="target_pressure_MPa = 20.0, this run 30.0"):
+        quasi_static.previous_rows(out, {**case, "target_pressure_MPa": 30.0})

@@ -58,6 +58,20 @@ M = 200 / 500 / 1000 / 2000: −4.7 / −5.8 / −6.3 / −6.5e-3, central FD �
 Short memories tame the chaotic part (CBD) at the price of a bias where the response is slow
 (AM); neither is within 5 % for both.
 
+Local derivative, measured (2026-12-07, float64, 2-core Intel Xeon; same electrode, 8
+parameters: E, restitution, friction and CED of AM and CBD). Without ``gradient_from_fraction``
+and ``gradient_memory_steps``, jax.grad is the exact derivative of the replay where it is smooth.
+The replay is piecewise smooth, with kinks (contacts opening, Coulomb slip starting) that the
+chaotic packing makes dense: central differences in ln θ converge to jax.grad only at h = 1e-8.
+For the indentation loss they agree there to ≤ 1e-3 in all eight parameters, while at h = 1e-2,
+1e-4 and 1e-6 they differ by up to a factor 3 or in sign (AM CED, CBD E, CBD CED); tested. For
+the recovered thickness the turn and crossing rules above take their slopes over
+``record_every`` steps, so jax.grad is the derivative of that surrogate: 7–13 % below the
+h = 1e-8 differences in seven parameters (AM restitution 13 % above). The fall rate over the
+steps before the crossing is steeper than the local one (the Hertzian unloading curve flattens
+towards zero force), so the dF_a / rate term is too small. Neither derivative is the trend slope
+at h ≥ 1e-4, which is what a calibration step sees.
+
 What is differentiable: every leaf of :class:`~twin.physics.materials.Materials` (E, ν,
 restitution, friction and CED of each type, i.e. of AM, CBD, the collector and the plate). The
 replay is float64 and deterministic; tests/test_differentiable.py checks the gradients against
