@@ -172,13 +172,19 @@ def calender_porosity_pressure(settings: dict, config_dir: Path) -> Simulator:
     Settings: ``case`` (path, relative to the config), ``pressures_MPa`` (list), ``curve``,
     ``checkpoints`` and ``capacity_margin`` (see ``REPLAY_SETTINGS``), ``gradient_from_fraction``
     (None: gradients through the whole run; e.g. 0.9: the short-horizon sensitivity of the
-    outcome after recovery, see :mod:`twin.process.differentiable`).
+    outcome after recovery, see :mod:`twin.process.differentiable`), ``exact_events`` (false:
+    the turn and release events' windowed-slope rules; true: the local derivative of the
+    replayed value, see :class:`~twin.process.differentiable.CalenderReplay`).
     Curve: x = target pressure (MPa), y = porosity after recovery (fraction).
     """
     from twin.process.differentiable import CalenderReplay
     s = check_settings("calender", settings, {"case": None, "pressures_MPa": None,
                                               "curve": "porosity_pressure",
-                                              "gradient_from_fraction": None, **REPLAY_SETTINGS})
+                                              "gradient_from_fraction": None,
+                                              "exact_events": False, **REPLAY_SETTINGS})
+    if not isinstance(s["exact_events"], bool):
+        raise ValueError(f"[simulation] kind \"calender\": exact_events = "
+                         f"{s['exact_events']!r}; give true or false")
     pressures = np.sort(np.asarray(s["pressures_MPa"] or [], float))
     if pressures.size == 0 or np.any(pressures <= 0) or np.any(np.diff(pressures) <= 0):
         raise ValueError(f"[simulation] pressures_MPa = {s['pressures_MPa']}: give distinct "
@@ -188,7 +194,8 @@ def calender_porosity_pressure(settings: dict, config_dir: Path) -> Simulator:
     electrode, protocol, materials = _plate_case("calender", s, config_dir)
     replay = CalenderReplay(electrode, pressures, protocol, materials, checkpoints,
                             capacity_margin=margin,
-                            gradient_from_fraction=s["gradient_from_fraction"])
+                            gradient_from_fraction=s["gradient_from_fraction"],
+                            exact_events=s["exact_events"])
 
     def simulate(materials: Materials) -> Curves:
         return {s["curve"]: (replay.pressures_mpa, replay.replay(materials).porosity)}

@@ -62,15 +62,22 @@ Local derivative, measured (2026-12-07, float64, 2-core Intel Xeon; same electro
 parameters: E, restitution, friction and CED of AM and CBD). Without ``gradient_from_fraction``
 and ``gradient_memory_steps``, jax.grad is the exact derivative of the replay where it is smooth.
 The replay is piecewise smooth, with kinks (contacts opening, Coulomb slip starting) that the
-chaotic packing makes dense: central differences in ln θ converge to jax.grad only at h = 1e-8.
+chaotic packing makes dense: central differences in ln θ converge to jax.grad only at h ≤ 1e-8
+(a kink can lie closer: the porosity in AM CED needs 3e-9; the test picks a kink-free step).
 For the indentation loss they agree there to ≤ 1e-3 in all eight parameters, while at h = 1e-2,
 1e-4 and 1e-6 they differ by up to a factor 3 or in sign (AM CED, CBD E, CBD CED); tested. For
 the recovered thickness the turn and crossing rules above take their slopes over
 ``record_every`` steps, so jax.grad is the derivative of that surrogate: 7–13 % below the
-h = 1e-8 differences in seven parameters (AM restitution 13 % above). The fall rate over the
-steps before the crossing is steeper than the local one (the Hertzian unloading curve flattens
-towards zero force), so the dF_a / rate term is too small. Neither derivative is the trend slope
-at h ≥ 1e-4, which is what a calibration step sees.
+h = 1e-8 differences in seven parameters (AM restitution 13 % above), the porosity's 22–38 %
+below (E_AM, CED_CBD). The fall rate over the steps before the crossing is steeper than the
+local one (the Hertzian unloading curve flattens towards zero force), so the dF_a / rate term is
+too small. ``CalenderReplay(exact_events=True)`` differentiates the one-step interpolations
+themselves: turn gap, thickness and porosity then agree with the local differences to 3e-4
+(E_AM, CED_CBD; tested for the porosity in all eight). With the short horizon
+(``gradient_from_fraction`` 0.9) the windowed rules are the closer to the trend at h = 0.04
+(thickness 0.2 % vs 2.4 %, porosity 2.8 % vs 5.2 % off, E_AM), so they stay the default.
+Neither derivative is the trend slope at h ≥ 1e-4 of a full run, which is what a calibration
+step sees.
 
 What is differentiable: every leaf of :class:`~twin.physics.materials.Materials` (E, ν,
 restitution, friction and CED of each type, i.e. of AM, CBD, the collector and the plate). The
@@ -149,7 +156,13 @@ def event_shift(state: DEMState, mismatch, slope, value_shift=0.0):
     constant), mismatch / slope in gradient (``slope`` held constant) — the event rule of the
     module docstring. With the default ``value_shift`` 0 it is zero in value."""
     event_time = mismatch / lax.stop_gradient(slope)
-    shift = lax.stop_gradient(value_shift) + event_time - lax.stop_gradient(event_time)
+    return move_along_rates(state, lax.stop_gradient(value_shift) + event_time
+                            - lax.stop_gradient(event_time))
+
+
+def move_along_rates(state: DEMState, shift):
+    """y + δt ẏ for the positions, velocities, angular velocities and wall heights, with ẏ =
+    (v, F/m, T/I, v_wall) (differentiable in both δt and the state)."""
     s = state.spheres
     inertia = (INERTIA_FACTOR * s.mass * s.radius**2)[:, None]
     return eqx.tree_at(
@@ -290,15 +303,18 @@ class _Unloading(eqx.Module):
     below_force: jax.Array
     pending: jax.Array
 
-    def crossing(self, threshold):
+    def crossing(self, threshold, exact: bool = False):
         """Height where the force fell through ``threshold`` (the event rule of the module
         docstring). In value: linear between the last step at or above it and the next,
         z_a + (F_a − F_thr)(z_b − z_a)/(F_a − F_b). In gradient: dz_a + dF_a / (−dF/dz), the
         fall rate taken over the ``record_every`` steps before z_a (a one-step difference carries
-        contact vibrations) and held constant; no force term where the force did not fall."""
+        contact vibrations) and held constant; no force term where the force did not fall.
+        ``exact``: the derivative of the value itself (all four of z_a, z_b, F_a, F_b)."""
         drop = jnp.where(self.pending, 1.0, self.above_force - self.below_force)
         fraction = jnp.where(self.pending, 0.0,
                              jnp.clip((self.above_force - threshold) / drop, 0.0, 1.0))
+        if exact:
+            return self.above_z + fraction * (self.below_z - self.above_z)
         offset = lax.stop_gradient(fraction * (self.below_z - self.above_z))
         rate = lax.stop_gradient(jnp.where(self.above_fall_rate > 0, self.above_fall_rate,
                                            jnp.inf))
@@ -315,14 +331,19 @@ class CalenderReplay(PlateReplay):
     the target, the unloading a while loop until the plate has risen ``clearance_um`` above the
     last step carrying ``release_fraction`` of the target. Both are online-checkpointed
     (``equinox.internal.while_loop``, kind ``"checkpointed"``).
+
+    ``exact_events``: differentiate the turn's and the release's one-step interpolations
+    themselves instead of the windowed-slope rules (module docstring), so that jax.grad is the
+    local derivative of the replayed value.
     """
 
     def __init__(self, electrode: Electrode, pressures_mpa, protocol: CalenderProtocol,
                  materials: Materials | None = None, checkpoints: int = DEFAULT_CHECKPOINTS,
                  progress=None, capacity_margin: float = CAPACITY_MARGIN,
-                 gradient_from_fraction: float | None = None):
+                 gradient_from_fraction: float | None = None, exact_events: bool = False):
         capacity_margin = check_capacity_margin(capacity_margin)   # before the forward sweep
         self.gradient_from_fraction = check_gradient_from_fraction(gradient_from_fraction)
+        self.exact_events = bool(exact_events)
         self.pressures_mpa = np.sort(np.asarray(pressures_mpa, float))
         self.forward = calender_sweep(electrode, self.pressures_mpa, protocol, materials,
                                       progress)
@@ -410,13 +431,17 @@ class CalenderReplay(PlateReplay):
             overshoot_time = jnp.where(
                 rose, -(force_now - target) / jnp.where(rose, last_step_rise, 1.0), 0.0
             ) * self.config.dt
-            slope = (recent[-1] - recent[0]) / (window * self.config.dt)
-            branch = event_shift(turned, target - force_now, slope, overshoot_time)
+            if self.exact_events:
+                branch = move_along_rates(turned, overshoot_time)
+            else:
+                slope = (recent[-1] - recent[0]) / (window * self.config.dt)
+                branch = event_shift(turned, target - force_now, slope, overshoot_time)
             branch = eqx.tree_at(lambda s: s.walls.velocity_z, branch,
                                  branch.walls.velocity_z.at[self.plate].set(v))
             threshold = self.protocol.release_fraction * target
             released = self._unload(branch, table, threshold, unload)
-            top = self.checked(released.crossing(threshold), released.state)
+            top = self.checked(released.crossing(threshold, self.exact_events),
+                               released.state)
             top = eqx.error_if(top, released.pending,
                                "the plate still carried the release threshold after "
                                f"{self.max_unloading_steps} unloading steps "
