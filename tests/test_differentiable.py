@@ -7,9 +7,10 @@ Measured on this 123-sphere electrode (issue #4 note): the indentation loss is n
 most material parameters at finite-difference scales 1e-4–1e-2 — central differences at two
 steps disagree in magnitude or sign, the carbon-binder network rearranging (friction 0.001) — so
 jax.grad, the local derivative, cannot be checked against them there. The plate's Young's modulus
-is the parameter whose differences converge at those scales, and one test checks it there; another
-checks all eight AM and CBD parameters at h = 1e-8, where the differences resolve the local
-derivative. The long comparisons are marked slow (about 3 min each on one core).
+is the parameter whose differences converge at those scales, and one test checks it there. Two
+others check E, restitution, friction and CED of all four materials at steps of 1e-6–1e-9 with no
+kink inside, where the differences resolve the local derivative. The long comparisons are marked
+slow (3–6 min each on one core).
 """
 
 import dataclasses
@@ -195,18 +196,20 @@ def test_indentation_loss_gradient_matches_finite_differences(indent_replay):
             f"(step {relative_step})")
 
 
-EIGHT_PARAMETERS = [f"{material}.{prop}" for material in ("AM", "CBD")
-                    for prop in ("E_GPa", "restitution", "friction", "ced_J_m3")]
+MATERIAL_PARAMETERS = [f"{material}.{prop}" for material in ("AM", "CBD", "Al", "steel")
+                       for prop in ("E_GPa", "restitution", "friction", "ced_J_m3")]
 # Steps in ln θ at which central differences resolve the local derivative of a replay, tried in
-# turn: the first one with no kink inside ±h (its forward and backward quotients agree).
-LOCAL_STEPS = (1e-8, 3e-9, 1e-9)
+# turn: the first one with no kink inside ±h that matters, i.e. whose forward and backward
+# quotients agree within 5 % (one kink or jump inside moves the central quotient by half their
+# difference). Round-off limits the smallest: measured, the quotients of the smooth collector
+# friction of the indentation scatter by 20 % at 1e-9 and agree to 1e-4 at 1e-6.
+LOCAL_STEPS = (1e-6, 1e-7, 1e-8, 3e-9, 1e-9)
 
 
-def local_difference(value, at, index):
+def local_difference(value, at, index, centre):
     """Central difference of ``value`` in coordinate ``index`` at the first of LOCAL_STEPS whose
     one-sided quotients agree within 5 % (a kink, e.g. a contact opening, inside ±h makes them
-    differ), and that step."""
-    centre = float(value(at))
+    differ), and that step; ``centre`` = value(at)."""
     for h in LOCAL_STEPS:
         step = jnp.zeros_like(at).at[index].set(h)
         forward = (float(value(at + step)) - centre) / h
@@ -214,26 +217,27 @@ def local_difference(value, at, index):
         central = 0.5 * (forward + backward)
         if abs(forward - backward) <= 0.05 * abs(central):
             return central, h
-    raise AssertionError(f"a kink within ±{LOCAL_STEPS[-1]:g} of coordinate {index}: "
+    raise AssertionError(f"no kink-free step down to {LOCAL_STEPS[-1]:g} in coordinate {index}: "
                          f"forward {forward:.6g} vs backward {backward:.6g}")
 
 
 def assert_local_derivatives(outcome, base, label):
-    """jax.grad of ``outcome(materials)`` in ln θ of the eight AM and CBD parameters against
-    central differences at a kink-free step (:func:`local_difference`), within 5 % each
-    (float64)."""
+    """jax.grad of ``outcome(materials)`` in ln θ of E, restitution, friction and CED of every
+    material against central differences at a kink-free step (:func:`local_difference`), within
+    5 % each (float64)."""
     from calibrate.parameters import materials_from_parameters
-    start = jnp.asarray([base.value(name) for name in EIGHT_PARAMETERS])
+    start = jnp.asarray([base.value(name) for name in MATERIAL_PARAMETERS])
 
     def scalar(log_factor):
-        values = dict(zip(EIGHT_PARAMETERS, start * jnp.exp(log_factor)))
+        values = dict(zip(MATERIAL_PARAMETERS, start * jnp.exp(log_factor)))
         return outcome(materials_from_parameters(base, values, "artistic"))
 
-    at_table2 = jnp.zeros(len(EIGHT_PARAMETERS))
+    at_table2 = jnp.zeros(len(MATERIAL_PARAMETERS))
     analytic = np.asarray(jax.jit(jax.grad(scalar))(at_table2))
     value = jax.jit(scalar)
-    for index, name in enumerate(EIGHT_PARAMETERS):
-        finite_difference, h = local_difference(value, at_table2, index)
+    centre = float(value(at_table2))
+    for index, name in enumerate(MATERIAL_PARAMETERS):
+        finite_difference, h = local_difference(value, at_table2, index, centre)
         assert analytic[index] != 0.0
         assert abs(analytic[index] - finite_difference) <= 0.05 * abs(finite_difference), (
             f"d {label} / d ln {name}: jax.grad {analytic[index]:.6g} vs FD "
@@ -241,7 +245,7 @@ def assert_local_derivatives(outcome, base, label):
 
 
 @pytest.mark.slow
-def test_porosity_gradient_with_exact_events_is_the_local_derivative_in_all_eight_parameters():
+def test_porosity_gradient_with_exact_events_is_the_local_derivative_in_every_material_parameter():
     """With ``exact_events`` the turn and release interpolations are differentiated themselves:
     jax.grad of the recovered porosity is then its local derivative (measured 2026-12-07: within
     3e-4 of central differences at h = 1e-8 for E_AM and CED_CBD; the default windowed-slope
@@ -262,16 +266,16 @@ def test_porosity_gradient_with_exact_events_is_the_local_derivative_in_all_eigh
 
 
 @pytest.mark.slow
-def test_indentation_loss_gradient_is_the_local_derivative_in_all_eight_parameters(
+def test_indentation_loss_gradient_is_the_local_derivative_in_every_material_parameter(
         indent_replay):
-    """d loss / d ln θ for E, restitution, friction and CED of AM and CBD: jax.grad of the full
+    """d loss / d ln θ for E, restitution, friction and CED of each material: jax.grad of the full
     run is the exact local derivative of the replay. The loss is piecewise smooth, with kinks
     (contacts opening, Coulomb slip starting) that the chaotic packing makes dense: measured
     (2026-12-07), central differences at h = 1e-2, 1e-4 and 1e-6 in ln θ still differ from
-    jax.grad by up to a factor 3 or in sign for AM CED, CBD E and CBD CED, while at h = 1e-8 all
-    eight agree to 1e-3 or better (most to 1e-6). The check is therefore at h ≤ 1e-8, where the
-    difference quotient resolves the local derivative (its float64 round-off, ~1e-16 × loss / h,
-    is ~1e-9 here against derivatives of 1e-3–2)."""
+    jax.grad by up to a factor 3 or in sign for AM CED, CBD E and CBD CED, while at h = 1e-8 the
+    eight AM and CBD ones agree to 1e-3 or better (most to 1e-6). The collector and plate
+    parameters are smooth down to 1e-6 (agreement 1e-4 there); below 1e-8 round-off shows in
+    the smallest derivative (collector friction, 9e-5)."""
     from calibrate.parameters import TypeTable
     replay = indent_replay
     target = 0.9 * replay.replay(replay.materials).force_normalised

@@ -70,6 +70,9 @@ def test_ensemble_means_compare_each_protocol_mean_with_the_reference_mean():
     # second level, where the reference members agree and the fast ones differ by 2 pp
     assert fast["mean_curve_difference_pp"] == pytest.approx(2.0)
     assert fast["curve_difference_standard_error_pp"] == pytest.approx(1.0)
+    # offsets: member level-averages (35.0, 36.0) % vs (35.5, 36.5) %: +0.5 ± hypot(0.5, 0.5)
+    assert fast["curve_offset_pp"] == pytest.approx(0.5)
+    assert fast["curve_offset_standard_error_pp"] == pytest.approx(np.hypot(0.5, 0.5))
     assert not fast["means_agree"] and reference["means_agree"]
     assert not fast["resolved"]   # 2 × 1.0 pp > 0.3 pp
 
