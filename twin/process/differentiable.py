@@ -82,8 +82,10 @@ step sees.
 What is differentiable: every leaf of :class:`~twin.physics.materials.Materials` (E, ν,
 restitution, friction and CED of each type, i.e. of AM, CBD, the collector and the plate). The
 replay is float64 and deterministic; tests/test_differentiable.py checks the gradients against
-central finite differences of the replay itself where the outcome is smooth (the two measured
-cases above, and the indentation in the plate modulus).
+central finite differences of the replay itself: at the trend scale where the outcome is smooth
+(the two measured cases above, and the indentation in the plate modulus), and at the local scale
+in E, restitution, friction and CED of all four materials (indentation loss; porosity with
+``exact_events``).
 """
 
 from __future__ import annotations
@@ -425,7 +427,8 @@ class CalenderReplay(PlateReplay):
             # The event rule (module docstring): in value, back by the fraction of the last step
             # by which the filtered force overshot the target (linear in that step: continuous
             # in the materials across a change of the turn step); in gradient, the implicit-
-            # function derivative with the slope over the last ``window`` steps.
+            # function derivative with the slope over the last ``window`` steps, or with
+            # ``exact_events`` the derivative of that interpolation itself.
             last_step_rise = recent[-1] - recent[-2]
             rose = last_step_rise > 0     # not at a start already above the target
             overshoot_time = jnp.where(
