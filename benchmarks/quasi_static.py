@@ -32,12 +32,19 @@ porosity and mean φ(P) curve are compared with the reference's means. The stand
 difference of two means is sqrt(s₁²/M₁ + s₂²/M₂) (s the sample standard deviation of a
 protocol's M members): the means "agree" when both differences are within 0.3 pp, and the
 comparison is "resolved" where twice both standard errors are within 0.3 pp too. Measured with
-8 members (benchmarks/RESULTS.md, 2026-12-07): 1 and 2 m/s differ from 0.25 m/s by −0.46 ± 0.22
-and −0.58 ± 0.26 pp in mean porosity and by +0.83 ± 0.43 and +1.35 ± 0.35 pp in mean φ(P).
+16 members (benchmarks/RESULTS.md, 2026-12-07): the offset of the mean φ(P) curves against
+0.125 m/s is linear in the plate speed, 0.54 pp per m/s (+0.14 / +0.26 / +0.49 / +1.05 ± 0.11–0.13
+pp at 0.25 / 0.5 / 1 / 2 m/s); the recovered porosity differs by less than 2 standard errors
+(~0.2 pp) up to 1 m/s.
 
     python benchmarks/quasi_static.py --pressure 20 --speeds 0.25 0.5 1 2 5 --dampings 0 10 30 \
         --ensemble 3
-    python benchmarks/quasi_static.py --speeds 0.25 1 2 --dampings 0 --members 8
+    python benchmarks/quasi_static.py --speeds 0.25 0.5 1 2 --dampings 0 --members 16 --resume
+    python benchmarks/quasi_static.py --speeds 0.125 0.25 --reference-speed 0.25 --dampings 0 \
+        --members 16 --resume          # add a slower protocol to the same --out
+
+``--out`` is written after every run, and ``--resume`` keeps the runs already in it (same
+electrode, pressure, bins, jitter and reference speed; anything else is refused).
 
 Electrode: the 14 × 14 µm column of the small example electrode used by tests/test_calender.py
 (709 spheres), or ``--electrode DATA`` (a LAMMPS data file, e.g. the paper-size dried electrode);
