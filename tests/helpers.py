@@ -1,10 +1,25 @@
 """Small builders shared by the tests (no physics of their own)."""
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 
 from twin.io.case import Case, WallSpec
 from twin.physics.materials import Materials
 from twin.physics.space import Box
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative_path):
+    """A script of the repository (``experiments/…``, ``benchmarks/…``, ``tools/…``; not a
+    package) imported as a module named after its file."""
+    path = ROOT / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def uniform_materials(E=1.0e6, poisson=0.3, restitution=1.0, friction=0.0, ced=0.0):

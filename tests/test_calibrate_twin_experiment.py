@@ -3,7 +3,6 @@ calibrate/: the "combined" simulator, the replays' checkpoints setting, the reve
 of the identifiability analysis. Quick tests use the Hertz toy; the experiment itself (DEM replays
 of calibrate/examples/dem_twin.toml, float64) is marked slow."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from calibrate.loss import Objective
 from calibrate.parameters import parameter_set, table2
 from calibrate.simulators import make_simulator
 from calibrate.targets import make_target
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "calibrate" / "examples" / "dem_twin.toml"
@@ -25,11 +25,7 @@ HERTZ = {"kind": "hertz_sphere_on_plate", "sphere": "AM", "wall": "steel", "radi
 
 
 def experiment_module():
-    spec = importlib.util.spec_from_file_location(
-        "calibration_twin_experiment", ROOT / "experiments" / "calibration_twin_experiment.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/calibration_twin_experiment.py")
 
 
 def test_combined_simulator_merges_the_curves_of_its_parts():
@@ -170,10 +166,7 @@ def test_benchmark_counts_simulations_to_the_gradient_fit_loss(tmp_path):
     """benchmarks/calibration.py on the Hertz toy: L-BFGS reaches rounding-level loss in a few
     dozen simulations; the derivative-free methods are counted against that loss."""
     pytest.importorskip("cma")
-    spec = importlib.util.spec_from_file_location("calibration_benchmark",
-                                                  ROOT / "benchmarks" / "calibration.py")
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    benchmark = load_script("benchmarks/calibration.py")
     out = tmp_path / "bench.json"
     assert benchmark.main(["--config", str(ROOT / "calibrate" / "examples" / "hertz_twin.toml"),
                            "--budget", "80", "--out", str(out)]) == 0

@@ -82,6 +82,19 @@ def test_event_shift_is_zero_in_value_and_the_event_derivative_in_gradient():
         pytest.approx(2e-5 * protocol.plate_speed_um_us)
 
 
+def in_youngs_modulus(replay, outcome):
+    """``outcome(materials)`` as a function of the per-type Young's moduli alone."""
+    return lambda youngs: outcome(eqx.tree_at(lambda m: m.youngs_modulus, replay.materials,
+                                              youngs))
+
+
+def indentation_loss(replay):
+    """Squared misfit of the normalised indentation curve to one 10 % below the curve simulated
+    with the replay's own materials, as a function of the materials."""
+    target = 0.9 * replay.replay(replay.materials).force_normalised
+    return lambda materials: jnp.sum((replay.replay(materials).force_normalised - target) ** 2)
+
+
 @pytest.fixture(scope="module")
 def calender_replay():
     protocol = CalenderProtocol(target_pressure_mpa=20.0, viscous_damping_per_us=DAMPING, **FAST)
@@ -150,11 +163,7 @@ def test_turn_and_short_horizon_recovery_gradients_match_finite_differences():
 @pytest.mark.slow
 def test_backward_memory_at_most_four_times_the_forward(calender_replay):
     replay = calender_replay
-
-    def porosity(youngs):
-        materials = eqx.tree_at(lambda m: m.youngs_modulus, replay.materials, youngs)
-        return replay.replay(materials).porosity[0]
-
+    porosity = in_youngs_modulus(replay, lambda materials: replay.replay(materials).porosity[0])
     youngs = replay.materials.youngs_modulus
     forward, backward = compiled_peak_bytes(porosity, youngs), \
         compiled_peak_bytes(jax.grad(porosity), youngs)
@@ -164,7 +173,7 @@ def test_backward_memory_at_most_four_times_the_forward(calender_replay):
 @pytest.fixture(scope="module")
 def indent_replay():
     """Indentation (5 % of the thickness) of the tiny electrode after a calendering to 20 MPa
-    (a jammed, relaxed packing), with the loss against a curve 10 % below the simulated one."""
+    (a jammed, relaxed packing); the tests fit it with :func:`indentation_loss`."""
     pressed = calender(tiny_electrode(), CalenderProtocol(
         target_pressure_mpa=20.0, viscous_damping_per_us=DAMPING, **FAST))
     jammed = dataclasses.replace(pressed.electrode, position=pressed.final_position)
@@ -177,12 +186,7 @@ def indent_replay():
 def test_indentation_backward_memory_at_most_four_times_the_forward(indent_replay):
     """The indentation loss (1600 steps, checkpointed scans): measured 2.35× (2026-12-07)."""
     replay = indent_replay
-    target = 0.9 * replay.replay(replay.materials).force_normalised
-
-    def loss(youngs):
-        materials = eqx.tree_at(lambda m: m.youngs_modulus, replay.materials, youngs)
-        return jnp.sum((replay.replay(materials).force_normalised - target) ** 2)
-
+    loss = in_youngs_modulus(replay, indentation_loss(replay))
     youngs = replay.materials.youngs_modulus
     forward, backward = compiled_peak_bytes(loss, youngs), \
         compiled_peak_bytes(jax.grad(loss), youngs)
@@ -192,13 +196,8 @@ def test_indentation_backward_memory_at_most_four_times_the_forward(indent_repla
 @pytest.mark.slow
 def test_indentation_loss_gradient_matches_finite_differences(indent_replay):
     replay = indent_replay
-    target = 0.9 * replay.replay(replay.materials).force_normalised
     plate = replay.materials.names.index("steel")
-
-    def loss(youngs):
-        materials = eqx.tree_at(lambda m: m.youngs_modulus, replay.materials, youngs)
-        return jnp.sum((replay.replay(materials).force_normalised - target) ** 2)
-
+    loss = in_youngs_modulus(replay, indentation_loss(replay))
     youngs = replay.materials.youngs_modulus
     analytic = float(jax.jit(jax.grad(loss))(youngs)[plate])
     value = jax.jit(loss)
@@ -294,10 +293,8 @@ def test_indentation_loss_gradient_is_the_local_derivative_in_every_material_par
     the smallest derivative (collector friction, 9e-5)."""
     from calibrate.parameters import TypeTable
     replay = indent_replay
-    target = 0.9 * replay.replay(replay.materials).force_normalised
-    assert_local_derivatives(
-        lambda materials: jnp.sum((replay.replay(materials).force_normalised - target) ** 2),
-        TypeTable.from_materials(replay.materials, "artistic"), "loss")
+    assert_local_derivatives(indentation_loss(replay),
+                             TypeTable.from_materials(replay.materials, "artistic"), "loss")
 
 
 def test_a_replay_leaving_the_forward_layout_raises():

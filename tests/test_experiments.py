@@ -1,19 +1,14 @@
 """Helpers of the experiment scripts (the scripts themselves run for minutes to hours)."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import load_script
 
 
 def load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """An experiment script as a module."""
+    return load_script(f"experiments/{name}.py")
 
 
 def test_pressure_for_a_porosity_interpolates_in_log_pressure():

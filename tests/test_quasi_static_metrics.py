@@ -1,18 +1,14 @@
 """The curve metrics of benchmarks/quasi_static.py on hand-made traces."""
 
-import importlib.util
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("quasi_static",
-                                              ROOT / "benchmarks" / "quasi_static.py")
-quasi_static = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(quasi_static)
+from helpers import load_script
+
+quasi_static = load_script("benchmarks/quasi_static.py")
 
 
 def trace(plate_z, pressure, porosity, final_porosity):

@@ -21,19 +21,13 @@ reference's (its recovered porosity is within the spread, not asserted), and 2 m
 Slow: 41 s on one core.
 """
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
+from helpers import load_script
 from test_experiments import load
 from twin.process.calender import CalenderProtocol, calender
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("quasi_static",
-                                              ROOT / "benchmarks" / "quasi_static.py")
-quasi_static = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(quasi_static)
+quasi_static = load_script("benchmarks/quasi_static.py")
 
 TARGET_MPA = 20.0
 CRITERION_PP = 0.3

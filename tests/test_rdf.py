@@ -5,13 +5,13 @@ Goldens: tests/golden/freud (tools/reference/freud_rdf.py, freud 3.x, float32 in
 the dyadic point sets make its binning exact, see that script).
 """
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import load_script
 from twin.analysis.rdf import ball_slab_volume, partial_rdfs, rdf
 from twin.analysis.surfaces import contacts
 from twin.physics.space import Box
@@ -22,11 +22,7 @@ PACKING = ROOT / "tests" / "golden" / "liggghts" / "compaction_small"
 
 
 def _freud_script():
-    path = ROOT / "tools" / "reference" / "freud_rdf.py"
-    spec = importlib.util.spec_from_file_location("freud_rdf", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/reference/freud_rdf.py")
 
 
 def _packing(state):
