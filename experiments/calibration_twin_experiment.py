@@ -97,14 +97,19 @@ each; scripts in the session note, all with the committed starts and protocol):
   5e10 and the loss back to 0.073 (clipped steps); L-BFGS spent 20 line-search evaluations on
   its first iteration (0.080 → 0.036). CMA-ES on the tiled problem (σ0 0.5, 600 simulations):
   see benchmarks/RESULTS.md.
-* **Suspected cause, to test next:** the contact law's onset. LIGGGHTS' damping and tangential
+* **Cause, partly tested.** (1) The contact law's onset: LIGGGHTS' damping and tangential
   stiffness go as δ^(1/4) and δ^(1/2) (twin.physics.hertz, twin.physics.tangential), so a
-  step's derivative in the overlap grows as δ^(−3/4) for a contact whose first overlap is
-  small. A first overlap uniform on (0, v·dt) makes that factor heavy-tailed (P(> m) ∝ m^(−4/3):
-  a finite mean, an infinite variance), matching unbiased means, large sd and rare explosions,
-  more of them the more contacts form (tiles, strong cohesion near the truth). The remedy would
-  be a straight-through rule in the derivative only: the onset powers differentiated at
-  max(δ, δ_floor), the values LIGGGHTS' own.
+  step's derivative in the overlap grows as δ^(−3/4) for a contact whose first overlap is small;
+  a first overlap uniform on (0, v·dt) makes that factor heavy-tailed (P(> m) ∝ m^(−4/3): finite
+  mean, infinite variance). Tried (not adopted; a patch outside the package): the law's
+  derivative in δ taken at max(δ, 1e-3 R*) for touching contacts, values and parameter
+  derivatives unchanged. Near the truth |grad| fell 25–30× (1.6–2.7e8 at the three points,
+  0.038 at the truth) but did not go away, still along CED_CBD. (2) Still to test: SJKR2's snap-in.
+  Cohesion CED·4πR*δ is linear in the overlap and beats Hertz's δ^(3/2) at small overlap, so a
+  touching CBD pair is pulled in to 9π² R* (CED/E*)² ≈ 0.12 µm at Table 2. That is a negative
+  stiffness 4πR*·CED with a growth rate √(4πR*·CED/m*) ≈ 5e2/µs, against the drag's 1e2/µs.
+  Each snap-in multiplies the tangent, most in CED_CBD, and the truth's stronger cohesion has
+  more of them than the start.
 
 Usage::
 
