@@ -106,8 +106,9 @@ each; scripts in the session note, all with the committed starts and protocol):
   derivatives unchanged. Near the truth |grad| fell 25–30× (1.6–2.7e8 at the three points,
   0.038 at the truth) but did not go away, still along CED_CBD. (2) Still to test: SJKR2's snap-in.
   Cohesion CED·4πR*δ is linear in the overlap and beats Hertz's δ^(3/2) at small overlap, so a
-  touching CBD pair is pulled in to 9π² R* (CED/E*)² ≈ 0.12 µm at Table 2. That is a negative
-  stiffness 4πR*·CED with a growth rate √(4πR*·CED/m*) ≈ 5e2/µs, against the drag's 1e2/µs.
+  touching CBD pair is pulled in to 9π² R* (CED/E*)² = 0.25 R* ≈ 0.08 µm at Table 2. That is a negative
+  stiffness 4πR*·CED with a growth rate √(4πR*·CED/m*) ≈ 7e2/µs (m* 0.53 pg), against the
+  drag's 1e2/µs.
   Each snap-in multiplies the tangent, most in CED_CBD, and the truth's stronger cohesion has
   more of them than the start.
 
