@@ -105,15 +105,15 @@ each; scripts in the session note, all with the committed starts and protocol):
   derivative in δ taken at max(δ, 1e-3 R*) for touching contacts, values and parameter
   derivatives unchanged. Near the truth |grad| fell 25–30× (1.6–2.7e8 at the three points,
   0.038 at the truth) but did not go away, still along CED_CBD.
-  (2) SJKR2's snap-in, tested on one pair: not the cause alone. Cohesion CED·4πR*δ is linear in the overlap and beats Hertz's δ^(3/2) at small overlap,
-  so a touching CBD pair is pulled in to 9π² R* (CED/E*)² = 0.25 R* ≈ 0.08 µm at Table 2: a
-  negative stiffness 4πR*·CED, growth rate √(4πR*·CED/m*) ≈ 7e2/µs (m* 0.53 pg) against the
-  drag's 1e2/µs. Yet one CBD pair closing head-on at 0.5 m/s under the drag (Hertz + damping +
-  SJKR2 at Table 2, dt 1e-4 µs, forward-mode tangent) ends with ∂δ/∂ln CED = 0.23 µm, twice its
-  final overlap as δ_eq ∝ CED² predicts, and never exceeds 0.24 µm on the way: the transient
-  growth is bounded. Next: locate the explosion in time and in the curves (the
-  tangent's norm along the calendering and the indentation near the truth), then the many-body
-  mechanism (cohesive clusters' soft modes).
+  (2) SJKR2's snap-in, tested on one pair: not the cause alone. Cohesion CED·4πR*δ is linear in
+  the overlap and beats Hertz's δ^(3/2) at small overlap, so a touching CBD pair is pulled in to
+  9π² R* (CED/E*)² = 0.25 R* ≈ 0.08 µm at Table 2: a negative stiffness 4πR*·CED, growth rate
+  √(4πR*·CED/m*) ≈ 7e2/µs (m* 0.53 pg) against the drag's 1e2/µs. Yet one CBD pair closing
+  head-on at 0.5 m/s under the drag (Hertz + damping + SJKR2 at Table 2, dt 1e-4 µs, forward-mode
+  tangent) ends with ∂δ/∂ln CED = 0.23 µm, twice its final overlap as δ_eq ∝ CED² predicts, and
+  never exceeds 0.24 µm on the way: the transient growth is bounded. Next: locate the explosion
+  in time and in the curves (the tangent's norm along the calendering and the indentation near
+  the truth), then the many-body mechanism (cohesive clusters' soft modes).
 
 Usage::
 
