@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from twin.process.pack import (artistic_electrode, compact_affine, default_artistic_path,
-                               inertial_number, remove_overlaps)
+from twin.physics.space import Box
+from twin.process.pack import (artistic_electrode, compact_affine, contacts_within_rounding,
+                               default_artistic_path, inertial_number, remove_overlaps)
 
 
 def largest_overlap(position, radius, box):
@@ -27,14 +28,36 @@ def test_small_electrode_has_the_facts_composition():
         artistic_electrode(default_artistic_path(), cbd_density=-0.93)
 
 
-def test_compaction_and_overlap_removal():
+@pytest.mark.parametrize("clearance", [0.0, 2e-3])
+def test_compaction_and_overlap_removal(clearance):
     electrode = compact_affine(artistic_electrode(default_artistic_path()), 0.45, 0.4)
     box_volume = np.prod(np.asarray(electrode.box.hi) - np.asarray(electrode.box.lo))
     assert electrode.solid_volume / box_volume == pytest.approx(0.45, rel=1e-12)
-    relaxed = remove_overlaps(electrode, tolerance=1e-3)
-    assert largest_overlap(relaxed.position, relaxed.radius, relaxed.box) < 1e-3
-    z, r = relaxed.position[:, 2], relaxed.radius
-    assert (z - r > -1e-3).all() and (z + r < electrode.box.hi[2] + 1e-3).all()
+    relaxed = remove_overlaps(electrode, tolerance=1e-3, clearance=clearance)
+    # with a clearance above the tolerance every pair ends apart, by at least their difference
+    assert largest_overlap(relaxed.position, relaxed.radius, relaxed.box) < 1e-3 - clearance
+    z, r, wall_gap = relaxed.position[:, 2], relaxed.radius, clearance / 2 - 1e-3
+    assert (z - r > wall_gap).all() and (z + r < electrode.box.hi[2] - wall_gap).all()
+
+
+def test_negative_clearance_is_refused():
+    electrode = compact_affine(artistic_electrode(default_artistic_path()), 0.45, 0.4)
+    with pytest.raises(ValueError, match="clearance = -0.001 µm must be a number >= 0"):
+        remove_overlaps(electrode, clearance=-1e-3)
+
+
+def test_contacts_within_rounding_counts_pairs_touching_to_round_off():
+    """Pairs along x near x = 9 µm (rounding unit ~2e-15 µm): overlaps 1e-14 and 1e-13 µm are
+    within 1000 rounding units, 1e-9 µm is a contact, −1e-14 µm a gap."""
+    radius, overlaps = 0.65, (1e-14, 1e-13, 1e-9, -1e-14)
+    position = []
+    for k, overlap in enumerate(overlaps):
+        position += [[9.0, 2.0 + 3.0 * k, 5.0], [9.0 + 2 * radius - overlap, 2.0 + 3.0 * k, 5.0]]
+    position = np.array(position)
+    box = Box(np.zeros(3), np.full(3, 20.0), (True, True, False))
+    pairs = np.column_stack(np.triu_indices(len(position), 1))
+    padded = np.vstack([pairs, [[len(position), len(position)]]])
+    assert contacts_within_rounding(position, np.full(len(position), radius), padded, box) == 2
 
 
 def test_impossible_compaction_is_refused():

@@ -91,6 +91,7 @@ in E, restitution, friction and CED of all four materials (indentation loss; por
 from __future__ import annotations
 
 import math
+import warnings
 
 import equinox as eqx
 import equinox.internal as eqxi
@@ -106,7 +107,7 @@ from twin.physics.neighbors import NeighborSpec, allocate_neighbors
 from twin.process.calender import (MICRO_PRESSURE_TO_MPA, CalenderProtocol, PlateRun,
                                    calender_sweep)
 from twin.process.indent import IndentProtocol, indent, replicate
-from twin.process.pack import Electrode
+from twin.process.pack import ROUNDING_CONTACT_ULPS, Electrode, contacts_within_rounding
 
 CAPACITY_MARGIN = 1.3
 # Checkpoints per segment of the online-checkpointed scan: 4 keeps the backward pass under 4× the
@@ -243,6 +244,16 @@ class PlateReplay:
             np.asarray(s.position), np.asarray(s.radius), self.box, forward_spec.skin,
             wall_z=np.asarray(walls.z), wall_normal_z=np.asarray(walls.normal_z),
             **_capacities_with_margin(forward_spec, s.count, capacity_margin))
+        frozen = contacts_within_rounding(s.position, s.radius, self.pair_list.pairs, self.box)
+        if frozen:
+            warnings.warn(
+                f"{frozen} sphere pairs start inside contact by at most {ROUNDING_CONTACT_ULPS} "
+                "rounding units of their coordinates: a cohesive pull may move such a pair by "
+                "less than a rounding unit per step, so "
+                "their value stays put while jax.grad follows their snap-in and grows as "
+                "exp(t √(4πR*·CED/m*)) (∂r/∂ln CED ~ 1e11 in the twin experiment). Make "
+                "the electrode with a gap: twin.process.pack.remove_overlaps(clearance=...) "
+                "above its tolerance", stacklevel=3)
 
     def collapsing_contacts(self, materials: Materials) -> list[str]:
         """Where ``materials`` would let cohesion collapse this electrode

@@ -171,6 +171,7 @@ def compact_affine(electrode: Electrode, solid_fraction: float, lateral_scale: f
 
 
 def _overlap_energy(position, radius, pairs, box, floor_z, ceiling_z):
+    """U = ½ Σ δ² over pairs and walls, and the largest δ (radii as given)."""
     n = radius.shape[0]
     valid = pairs[:, 0] < n
     i, j = jnp.where(valid, pairs[:, 0], 0), jnp.where(valid, pairs[:, 1], 0)
@@ -186,15 +187,44 @@ def _overlap_energy(position, radius, pairs, box, floor_z, ceiling_z):
     return energy, largest
 
 
+# Pairs whose overlap is positive but within this many rounding units of their coordinates are
+# frozen in value under a cohesive pull (see remove_overlaps).
+ROUNDING_CONTACT_ULPS = 1000
+
+
+def contacts_within_rounding(position, radius, pairs, box: Box,
+                             ulps: float = ROUNDING_CONTACT_ULPS) -> int:
+    """How many listed pairs (i, j) (rows with i ≥ N are padding) overlap by δ = r_i + r_j −
+    |x_i − x_j| in (0, ulps · ε · max|x|], ε the float64 machine epsilon: contacts that start
+    within rounding of touching (:func:`remove_overlaps`)."""
+    position, radius, pairs = (np.asarray(a) for a in (position, radius, pairs))
+    pairs = pairs[pairs[:, 0] < len(radius)]
+    d = np.asarray(minimum_image(jnp.asarray(position[pairs[:, 0]] - position[pairs[:, 1]]),
+                                 box))
+    overlap = radius[pairs[:, 0]] + radius[pairs[:, 1]] - np.sqrt((d * d).sum(axis=1))
+    bound = ulps * np.finfo(np.float64).eps * np.abs(position).max()
+    return int(np.count_nonzero((overlap > 0.0) & (overlap <= bound)))
+
+
 def remove_overlaps(electrode: Electrode, tolerance=1e-3, max_rounds=200, steps_per_round=50,
-                    step_size=0.5, skin=0.5, progress=None) -> Electrode:
+                    step_size=0.5, skin=0.5, progress=None, clearance=0.0) -> Electrode:
     """Push spheres apart until every pair and wall overlap is below ``tolerance`` (µm).
 
     Walls are the box's z bounds. The pair list is rebuilt whenever a sphere moved more than
     skin/2, and re-allocated on overflow. Raises if ``max_rounds`` rounds do not get there.
+
+    ``clearance`` (µm): the overlaps are those of spheres ``clearance``/2 larger, so that every
+    pair ends at a gap of at least ``clearance`` − ``tolerance``. The descent converges on contact
+    geometrically: with ``clearance`` 0 some pairs end a few rounding units inside contact, where
+    a cohesive pull moves them by less than a rounding unit per step. Their value then stays
+    frozen while the trajectory's tangent (``jax.grad``, ``jax.jvp``) follows exact arithmetic
+    and grows at the snap-in rate √(4πR*·CED / m*) (~6e2/µs for CBD at Table 2): a clearance
+    above the tolerance leaves no such pair (tests/test_pack.py).
     """
+    if not (np.isfinite(clearance) and clearance >= 0.0):
+        raise ValueError(f"clearance = {clearance} µm must be a number >= 0")
     box = Box(jnp.asarray(electrode.box.lo), jnp.asarray(electrode.box.hi), electrode.box.periodic)
-    radius = jnp.asarray(electrode.radius)
+    radius = jnp.asarray(electrode.radius) + 0.5 * clearance
     weight = (radius.min() / radius)[:, None]
     floor_z, ceiling_z = box.lo[2], box.hi[2]
     position = jnp.asarray(electrode.position)
