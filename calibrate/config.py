@@ -26,7 +26,7 @@
     free = true                  # optional (default true, false for poisson)
 
     [optimizer]                  # calibrate.fit.OptimizerSettings; all optional
-    name = "lbfgs"               # or "adam"
+    name = "lbfgs"               # or "adam", "levenberg-marquardt"
     iterations = 50
     learning_rate = 0.05         # adam
     clip = 1.0                   # adam, global norm

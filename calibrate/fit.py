@@ -1,4 +1,5 @@
-"""The optimisation loop: Adam (clipped, scheduled) or L-BFGS (zoom line search), via optax.
+"""The optimisation loop: Adam (clipped, scheduled) or L-BFGS (zoom line search), via optax, or
+Levenberg–Marquardt on the residuals.
 
 One iteration = one jit-compiled step ``(theta, state) -> (theta', state', loss(theta), |∇loss|,
 evaluations)``, driven by a Python loop that records the history, prints progress and writes a
@@ -11,6 +12,16 @@ checkpoint after every iteration. ``theta`` is the unconstrained vector of the f
 * L-BFGS: ``optax.lbfgs(memory_size)`` with its zoom line search (Wolfe conditions); learning
   rate, schedule and clip are not used (the line search sets the step). Evaluations per iteration
   = line-search steps (plus one for the very first gradient).
+* Levenberg–Marquardt (``"levenberg-marquardt"``): the Gauss–Newton step of the least-squares
+  loss L = |r|² from the Jacobian J of the residuals (one forward pass, one backward pass per
+  residual), damped as in Marquardt (1963): (JᵀJ + λ diag(JᵀJ)) δ = −Jᵀr. The step is taken if
+  the gain ratio ρ = (L(θ) − L(θ + δ)) / (|r|² − |r + Jδ|²) > 0; λ then shrinks by
+  max(1/3, 1 − (2ρ − 1)³), else it doubles (Nielsen's rule: Madsen, Nielsen & Tingleff,
+  "Methods for non-linear least squares problems", DTU 2004, §3.2). A zero-residual fit
+  converges quadratically where Gauss–Newton holds, whatever the conditioning that slows a
+  gradient method (the twin experiment's Fisher eigenvalues span 4e4). Evaluations per
+  iteration = residuals + 1 (each backward pass costs about one gradient; the trial loss one
+  more).
 
 Checkpoint: ``checkpoint.npz`` in the output folder, one atomic file holding the iteration, the
 flattened leaves of (theta, optimiser state), the history and the settings it was made with;
@@ -40,9 +51,11 @@ import optax
 
 from calibrate.loss import Objective
 
-OPTIMIZERS = ("adam", "lbfgs")
+OPTIMIZERS = ("adam", "lbfgs", "levenberg-marquardt")
 SCHEDULES = ("constant", "cosine", "exponential")
 CHECKPOINT = "checkpoint.npz"
+INITIAL_DAMPING = 1e-3       # Levenberg–Marquardt λ at the start, relative to diag(JᵀJ)
+LARGEST_DAMPING = 1e12       # ... beyond which no step decreases the loss: the fit stops
 
 
 @dataclass(frozen=True)
@@ -50,7 +63,7 @@ class OptimizerSettings:
     """The ``[optimizer]`` table.
 
     Attributes:
-        name: ``"adam"`` or ``"lbfgs"``.
+        name: ``"adam"``, ``"lbfgs"`` or ``"levenberg-marquardt"``.
         learning_rate: Adam's initial step in the unconstrained coordinates.
         iterations: iteration budget (gradient steps).
         clip: global gradient-norm clip for Adam (0 = none).
@@ -109,7 +122,16 @@ def optimizer_settings(table: dict) -> OptimizerSettings:
     return OptimizerSettings(**values)
 
 
-def make_optimizer(settings: OptimizerSettings) -> optax.GradientTransformation:
+class LevenbergMarquardt:
+    """The optimiser object of ``"levenberg-marquardt"``: its state is the damping λ."""
+
+    def init(self, theta):
+        return jnp.asarray(INITIAL_DAMPING, dtype=jnp.asarray(theta).dtype)
+
+
+def make_optimizer(settings: OptimizerSettings):
+    if settings.name == "levenberg-marquardt":
+        return LevenbergMarquardt()
     if settings.name == "lbfgs":
         return optax.lbfgs(memory_size=settings.memory_size)
     lr, n = settings.learning_rate, settings.iterations
@@ -138,6 +160,8 @@ def step_key(settings: OptimizerSettings) -> tuple:
     """The settings an optimiser step depends on."""
     if settings.name == "lbfgs":
         return ("lbfgs", settings.memory_size)
+    if settings.name == "levenberg-marquardt":
+        return ("levenberg-marquardt",)
     return ("adam", settings.learning_rate, settings.iterations, settings.clip, settings.schedule,
             settings.decay)
 
@@ -151,8 +175,10 @@ def compiled_step(objective: Objective, settings: OptimizerSettings):
                          "simulator (traceable = False) does not allow: use name = \"adam\"")
     if key not in objective.compiled_steps:
         optimizer = make_optimizer(settings)
-        objective.compiled_steps[key] = (
-            optimizer, objective.jit(make_step(objective.loss, optimizer, settings.name)))
+        step = (levenberg_marquardt_step(objective.residuals)
+                if settings.name == "levenberg-marquardt"
+                else make_step(objective.loss, optimizer, settings.name))
+        objective.compiled_steps[key] = (optimizer, objective.jit(step))
     return objective.compiled_steps[key]
 
 
@@ -181,6 +207,30 @@ def make_step(loss, optimizer, name: str):
             updates, state = optimizer.update(grad, state, theta)
             return (optax.apply_updates(theta, updates), state, value, jnp.linalg.norm(grad),
                     jnp.ones((), jnp.int32), jnp.array(True))
+    return step
+
+
+def levenberg_marquardt_step(residuals):
+    """Pure ``step(theta, damping) -> (theta', damping', loss(theta), |∇loss|, evaluations,
+    accepted)`` of Levenberg–Marquardt (module docstring). ``accepted`` is False only once the
+    damping exceeds ``LARGEST_DAMPING``: no step along the Gauss–Newton family decreases the
+    loss any more (a rejected step otherwise just raises the damping)."""
+    def step(theta, damping):
+        r, pullback = jax.vjp(residuals, theta)
+        jacobian = jax.vmap(lambda row: pullback(row)[0])(jnp.eye(r.shape[0], dtype=r.dtype))
+        gradient, curvature = jacobian.T @ r, jacobian.T @ jacobian
+        scale = jnp.maximum(jnp.diag(curvature), jnp.finfo(r.dtype).eps * jnp.trace(curvature))
+        delta = jnp.linalg.solve(curvature + damping * jnp.diag(scale), -gradient)
+        value = r @ r
+        predicted = value - jnp.sum((r + jacobian @ delta) ** 2)
+        trial = jnp.sum(residuals(theta + delta) ** 2)
+        gain = jnp.where(jnp.isfinite(trial) & (predicted > 0), (value - trial) / predicted, -1.0)
+        better = gain > 0
+        new_damping = jnp.where(better, damping * jnp.maximum(1 / 3, 1 - (2 * gain - 1) ** 3),
+                                2 * damping)
+        return (jnp.where(better, theta + delta, theta), new_damping, value,
+                jnp.linalg.norm(2 * gradient), jnp.asarray(r.shape[0] + 1, jnp.int32),
+                new_damping <= LARGEST_DAMPING)
     return step
 
 
@@ -335,6 +385,9 @@ def fit(objective: Objective, settings: OptimizerSettings, out=None, resume: boo
         history.append(row)
         if grad_norm < settings.tolerance:
             stopped = f"gradient norm below the tolerance {settings.tolerance:g}"
+        elif not bool(accepted) and settings.name == "levenberg-marquardt":
+            stopped = (f"no Levenberg–Marquardt step decreases the loss (damping above "
+                       f"{LARGEST_DAMPING:g}): converged to the loss's rounding level")
         elif not bool(accepted):
             stopped = ("the line search found no acceptable step: converged to the loss's "
                        "rounding level, or stuck on its roughness (a chaotic simulation)")

@@ -88,32 +88,33 @@ each; scripts in the session note, all with the committed starts and protocol):
   −0.022 ± 0.005 / −0.022, CBD friction 0.0101 ± 0.0010 / 0.0103, CED_CBD −0.25 ± 0.05 / −0.21;
   CED_AM stays weak (−0.03 ± 0.06 / −0.05). The 200-step memory there: sd 3–5× smaller, the
   same bias (E_CBD 0.69 / 0.35, CED_CBD −0.48 / −0.21, CED_AM −0.22 / −0.05).
-* **Near the truth the whole-run gradient explodes.** At the truth (loss 1.6e-24) jax.grad in
-  ln CED_CBD is 1.03, which with residuals of ~1e-12 means ∂r/∂θ ~ 1e11; at three points within
-  rms 1e-2 of it |grad| is 4–8e9, always in the same CBD combination (CED : E : restitution ≈
-  −8200 : 1 : −0.54). The windowed event rules and the 200-step memory reduce it (0.97 and
-  5e-3 at the truth, 2e7 at the first nearby point) but do not remove it. Adam with the
-  whole-run gradient from the start: loss 0.080 → 0.018 in 5 iterations, then |grad| 8e2 →
-  5e10 and the loss back to 0.073 (clipped steps); L-BFGS spent 20 line-search evaluations on
-  its first iteration (0.080 → 0.036). CMA-ES on the tiled problem (σ0 0.5, 600 simulations):
-  see benchmarks/RESULTS.md.
-* **Cause, partly tested.** (1) The contact law's onset: LIGGGHTS' damping and tangential
-  stiffness go as δ^(1/4) and δ^(1/2) (twin.physics.hertz, twin.physics.tangential), so a
-  step's derivative in the overlap grows as δ^(−3/4) for a contact whose first overlap is small;
-  a first overlap uniform on (0, v·dt) makes that factor heavy-tailed (P(> m) ∝ m^(−4/3): finite
-  mean, infinite variance). Tried (not adopted; a patch outside the package): the law's
-  derivative in δ taken at max(δ, 1e-3 R*) for touching contacts, values and parameter
-  derivatives unchanged. Near the truth |grad| fell 25–30× (1.6–2.7e8 at the three points,
-  0.038 at the truth) but did not go away, still along CED_CBD.
-  (2) SJKR2's snap-in, tested on one pair: not the cause alone. Cohesion CED·4πR*δ is linear in
-  the overlap and beats Hertz's δ^(3/2) at small overlap, so a touching CBD pair is pulled in to
-  9π² R* (CED/E*)² = 0.25 R* ≈ 0.08 µm at Table 2: a negative stiffness 4πR*·CED, growth rate
-  √(4πR*·CED/m*) ≈ 7e2/µs (m* 0.53 pg) against the drag's 1e2/µs. Yet one CBD pair closing
-  head-on at 0.5 m/s under the drag (Hertz + damping + SJKR2 at Table 2, dt 1e-4 µs, forward-mode
-  tangent) ends with ∂δ/∂ln CED = 0.23 µm, twice its final overlap as δ_eq ∝ CED² predicts, and
-  never exceeds 0.24 µm on the way: the transient growth is bounded. Next: locate the explosion
-  in time and in the curves (the tangent's norm along the calendering and the indentation near
-  the truth), then the many-body mechanism (cohesive clusters' soft modes).
+* **Near the truth the whole-run gradient exploded.** At the truth (loss 1.6e-24) jax.grad in
+  ln CED_CBD was 1.03, which with residuals of ~1e-12 means ∂r/∂θ ~ 1e11; at three points within
+  rms 1e-2 of it |grad| was 4–8e9, always in the same CBD combination (CED : E : restitution ≈
+  −8200 : 1 : −0.54). Adam with the whole-run gradient: loss 0.080 → 0.018 in 5 iterations,
+  then |grad| 8e2 → 5e10 and the loss back to 0.073 (clipped steps); L-BFGS spent 20
+  line-search evaluations on its first iteration. Neither the windowed event rules, nor the
+  200-step memory, nor the law's onset derivative floored at δ = 1e-3 R* (a patch outside the
+  package; LIGGGHTS' damping and tangential stiffness go as δ^(1/4) and δ^(1/2)) removed it.
+* **Cause: pairs frozen by rounding (found 2026-12-07, session 13).** The Jacobian of the
+  residuals at the truth: entries of 1e10 in the three porosities and 5e9 / 3e12 in the last
+  two indentation records, all in the CBD's CED, E and restitution (7.4e10 : −8.9e6 : 4.7e6);
+  every other entry below 2. A forward-mode tangent along ln CED_CBD through the indentation
+  grows as e^(0.063 n) from step ~500 to 2e15 µm at the turn (step 1080), on two CBD spheres
+  floating in a pore and touching by 8.9e-16 µm, as remove_overlaps left them: its descent
+  converges on contact geometrically, and 9 pairs of the tiled electrode ended within 1e-13 µm.
+  SJKR2's pull at that overlap (1e-19 N) gives them the drag's terminal speed of 1.2e-12 µm/µs,
+  1.2e-16 µm per step, below half a rounding unit of their coordinates: the value never moves,
+  but the tangent of x + v·dt is not rounded and follows the exact snap-in, at the rate
+  √(4πR*·CED/m*) − γ/2 ≈ 630/µs = 0.063 per 1e-4 µs step (m* 0.53 pg, γ 100/µs). When the
+  plate reaches the pair its tangent enters the forces. tests/test_gradients.py reproduces it on
+  one pair (2e-15 µm: value frozen, ∂δ/∂ln CED 378 µm after 600 steps; from 1e-6 µm the pair
+  snaps in and ∂δ/∂ln CED = 2δ). Fix: the tiled electrode is made with
+  ``remove_overlaps(clearance=2e-3)`` (every pair at least 1e-3 µm apart); the Jacobian at the
+  truth is then below 1.2 in every entry and |grad| at two points within rms 1e-2 is 0.13 and
+  8e-3 (losses 5.6e-4 and 3.8e-5). Replays warn when an electrode has pairs within 1000 rounding
+  units of contact (twin.process.pack.contacts_within_rounding). The single cell has none: its
+  scatter is a different matter (the onset's δ^(−3/4) factor is the suspect).
 
 Usage::
 
@@ -353,8 +354,8 @@ def main(argv=None) -> int:
                         help="write the electrode, case files and target CSVs, then stop")
     parser.add_argument("--check-gradients", action="store_true",
                         help="only the AD vs FD table and the identifiability at the truth")
-    parser.add_argument("--fit", nargs="+", choices=("lbfgs", "adam"), default=None,
-                        help="optimisers to run (default: lbfgs and adam)")
+    parser.add_argument("--fit", nargs="+", choices=("lbfgs", "adam", "levenberg-marquardt"),
+                        default=None, help="optimisers to run (default: lbfgs and adam)")
     parser.add_argument("--out", default="experiments/out/calibration_twin")
     parser.add_argument("--config", default=str(CONFIG),
                         help="the calibration config; --make-inputs writes the electrode, case "
