@@ -14,14 +14,15 @@ checkpoint after every iteration. ``theta`` is the unconstrained vector of the f
   = line-search steps (plus one for the very first gradient).
 * Levenberg–Marquardt (``"levenberg-marquardt"``): the Gauss–Newton step of the least-squares
   loss L = |r|² from the Jacobian J of the residuals (one forward pass, one backward pass per
-  residual), damped as in Marquardt (1963): (JᵀJ + λ diag(JᵀJ)) δ = −Jᵀr. The step is taken if
-  the gain ratio ρ = (L(θ) − L(θ + δ)) / (|r|² − |r + Jδ|²) > 0; λ then shrinks by
-  max(1/3, 1 − (2ρ − 1)³), else it doubles (Nielsen's rule: Madsen, Nielsen & Tingleff,
-  "Methods for non-linear least squares problems", DTU 2004, §3.2). A zero-residual fit
-  converges quadratically where Gauss–Newton holds, whatever the conditioning that slows a
-  gradient method (the twin experiment's Fisher eigenvalues span 4e4). Evaluations per
-  iteration = residuals + 1 (each backward pass costs about one gradient; the trial loss one
-  more).
+  residual), damped: (JᵀJ + μI) δ = −Jᵀr, μ0 = 1e-3 · max diag(JᵀJ). The step is taken if the
+  gain ratio ρ = (L(θ) − L(θ + δ)) / (|r|² − |r + Jδ|²) > 0; μ then shrinks by
+  max(1/3, 1 − (2ρ − 1)³), else it doubles (Madsen, Nielsen & Tingleff, "Methods for non-linear
+  least squares problems", DTU 2004, Algorithm 3.16). The isotropic damping keeps directions the
+  data hardly see from taking huge steps (Marquardt's diag(JᵀJ) scaling sent the twin
+  experiment's frictions to their bounds in one step). A zero-residual fit converges
+  quadratically where Gauss–Newton holds, whatever the conditioning that slows a gradient method
+  (the twin experiment's Fisher eigenvalues span 4e4). Evaluations per iteration = residuals + 1
+  (each backward pass costs about one gradient; the trial loss one more).
 
 Checkpoint: ``checkpoint.npz`` in the output folder, one atomic file holding the iteration, the
 flattened leaves of (theta, optimiser state), the history and the settings it was made with;
@@ -54,8 +55,8 @@ from calibrate.loss import Objective
 OPTIMIZERS = ("adam", "lbfgs", "levenberg-marquardt")
 SCHEDULES = ("constant", "cosine", "exponential")
 CHECKPOINT = "checkpoint.npz"
-INITIAL_DAMPING = 1e-3       # Levenberg–Marquardt λ at the start, relative to diag(JᵀJ)
-LARGEST_DAMPING = 1e12       # ... beyond which no step decreases the loss: the fit stops
+INITIAL_DAMPING = 1e-3       # Levenberg–Marquardt μ at the start, relative to max diag(JᵀJ)
+LARGEST_DAMPING = 1e12       # ... and beyond which no step decreases the loss: the fit stops
 
 
 @dataclass(frozen=True)
@@ -123,10 +124,11 @@ def optimizer_settings(table: dict) -> OptimizerSettings:
 
 
 class LevenbergMarquardt:
-    """The optimiser object of ``"levenberg-marquardt"``: its state is the damping λ."""
+    """The optimiser object of ``"levenberg-marquardt"``: its state is the damping μ (−1 until
+    the first step sets it from the Jacobian)."""
 
     def init(self, theta):
-        return jnp.asarray(INITIAL_DAMPING, dtype=jnp.asarray(theta).dtype)
+        return jnp.asarray(-1.0, dtype=jnp.asarray(theta).dtype)
 
 
 def make_optimizer(settings: OptimizerSettings):
@@ -213,14 +215,16 @@ def make_step(loss, optimizer, name: str):
 def levenberg_marquardt_step(residuals):
     """Pure ``step(theta, damping) -> (theta', damping', loss(theta), |∇loss|, evaluations,
     accepted)`` of Levenberg–Marquardt (module docstring). ``accepted`` is False only once the
-    damping exceeds ``LARGEST_DAMPING``: no step along the Gauss–Newton family decreases the
-    loss any more (a rejected step otherwise just raises the damping)."""
+    damping exceeds ``LARGEST_DAMPING`` × max diag(JᵀJ): no step along the Gauss–Newton family
+    decreases the loss any more (a rejected step otherwise just raises the damping)."""
     def step(theta, damping):
         r, pullback = jax.vjp(residuals, theta)
         jacobian = jax.vmap(lambda row: pullback(row)[0])(jnp.eye(r.shape[0], dtype=r.dtype))
         gradient, curvature = jacobian.T @ r, jacobian.T @ jacobian
-        scale = jnp.maximum(jnp.diag(curvature), jnp.finfo(r.dtype).eps * jnp.trace(curvature))
-        delta = jnp.linalg.solve(curvature + damping * jnp.diag(scale), -gradient)
+        largest = jnp.max(jnp.diag(curvature))
+        damping = jnp.where(damping < 0, INITIAL_DAMPING * largest, damping)
+        delta = jnp.linalg.solve(curvature + damping * jnp.eye(theta.shape[0], dtype=r.dtype),
+                                 -gradient)
         value = r @ r
         predicted = value - jnp.sum((r + jacobian @ delta) ** 2)
         trial = jnp.sum(residuals(theta + delta) ** 2)
@@ -230,7 +234,7 @@ def levenberg_marquardt_step(residuals):
                                 2 * damping)
         return (jnp.where(better, theta + delta, theta), new_damping, value,
                 jnp.linalg.norm(2 * gradient), jnp.asarray(r.shape[0] + 1, jnp.int32),
-                new_damping <= LARGEST_DAMPING)
+                new_damping <= LARGEST_DAMPING * largest)
     return step
 
 
@@ -387,7 +391,8 @@ def fit(objective: Objective, settings: OptimizerSettings, out=None, resume: boo
             stopped = f"gradient norm below the tolerance {settings.tolerance:g}"
         elif not bool(accepted) and settings.name == "levenberg-marquardt":
             stopped = (f"no Levenberg–Marquardt step decreases the loss (damping above "
-                       f"{LARGEST_DAMPING:g}): converged to the loss's rounding level")
+                       f"{LARGEST_DAMPING:g} × max diag(JᵀJ)): converged to the loss's rounding "
+                       "level")
         elif not bool(accepted):
             stopped = ("the line search found no acceptable step: converged to the loss's "
                        "rounding level, or stuck on its roughness (a chaotic simulation)")
