@@ -14,7 +14,8 @@ checkpoint after every iteration. ``theta`` is the unconstrained vector of the f
   = line-search steps (plus one for the very first gradient).
 * Levenberg–Marquardt (``"levenberg-marquardt"``): the Gauss–Newton step of the least-squares
   loss L = |r|² from the Jacobian J of the residuals (one forward pass, one backward pass per
-  residual), damped: (JᵀJ + μI) δ = −Jᵀr, μ0 = 1e-3 · max diag(JᵀJ). The step is taken if the
+  residual), damped: (JᵀJ + μI) δ = −Jᵀr, μ0 = ``damping`` · max diag(JᵀJ) (1e-3 for a start
+  believed close, up to 1 for one far off: MNT §3.2). The step is taken if the
   gain ratio ρ = (L(θ) − L(θ + δ)) / (|r|² − |r + Jδ|²) > 0; μ then shrinks by
   max(1/3, 1 − (2ρ − 1)³), else it doubles (Madsen, Nielsen & Tingleff, "Methods for non-linear
   least squares problems", DTU 2004, Algorithm 3.16). The isotropic damping keeps directions the
@@ -55,8 +56,8 @@ from calibrate.loss import Objective
 OPTIMIZERS = ("adam", "lbfgs", "levenberg-marquardt")
 SCHEDULES = ("constant", "cosine", "exponential")
 CHECKPOINT = "checkpoint.npz"
-INITIAL_DAMPING = 1e-3       # Levenberg–Marquardt μ at the start, relative to max diag(JᵀJ)
-LARGEST_DAMPING = 1e12       # ... and beyond which no step decreases the loss: the fit stops
+LARGEST_DAMPING = 1e12       # Levenberg–Marquardt μ / max diag(JᵀJ) beyond which no step
+                             # decreases the loss: the fit stops
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class OptimizerSettings:
         tolerance: stop when the gradient norm (unconstrained coordinates, dimensionless loss)
             falls below it (0 = run the whole budget).
         memory_size: L-BFGS history length.
+        damping: Levenberg–Marquardt's initial damping, relative to max diag(JᵀJ).
         starts: number of starts (1: the configured start; more: :mod:`calibrate.multistart`).
         seed: seed of the sampled starts.
         vmap: run Adam's starts together with ``jax.vmap`` (needs a vmappable simulator).
@@ -86,6 +88,7 @@ class OptimizerSettings:
     decay: float = 0.01
     tolerance: float = 1e-10
     memory_size: int = 10
+    damping: float = 1e-3
     starts: int = 1
     seed: int = 0
     vmap: bool = True
@@ -98,7 +101,7 @@ class OptimizerSettings:
         checks = [("learning_rate", self.learning_rate > 0), ("iterations", self.iterations >= 1),
                   ("clip", self.clip >= 0), ("decay", 0 < self.decay <= 1),
                   ("tolerance", self.tolerance >= 0), ("memory_size", self.memory_size >= 1),
-                  ("starts", self.starts >= 1)]
+                  ("damping", self.damping > 0), ("starts", self.starts >= 1)]
         for key, ok in checks:
             if not ok:
                 raise ValueError(f"[optimizer] {key} = {getattr(self, key)!r} is out of range")
@@ -163,7 +166,7 @@ def step_key(settings: OptimizerSettings) -> tuple:
     if settings.name == "lbfgs":
         return ("lbfgs", settings.memory_size)
     if settings.name == "levenberg-marquardt":
-        return ("levenberg-marquardt",)
+        return ("levenberg-marquardt", settings.damping)
     return ("adam", settings.learning_rate, settings.iterations, settings.clip, settings.schedule,
             settings.decay)
 
@@ -177,7 +180,7 @@ def compiled_step(objective: Objective, settings: OptimizerSettings):
                          "simulator (traceable = False) does not allow: use name = \"adam\"")
     if key not in objective.compiled_steps:
         optimizer = make_optimizer(settings)
-        step = (levenberg_marquardt_step(objective.residuals)
+        step = (levenberg_marquardt_step(objective.residuals, settings.damping)
                 if settings.name == "levenberg-marquardt"
                 else make_step(objective.loss, optimizer, settings.name))
         objective.compiled_steps[key] = (optimizer, objective.jit(step))
@@ -212,7 +215,7 @@ def make_step(loss, optimizer, name: str):
     return step
 
 
-def levenberg_marquardt_step(residuals):
+def levenberg_marquardt_step(residuals, initial_damping: float):
     """Pure ``step(theta, damping) -> (theta', damping', loss(theta), |∇loss|, evaluations,
     accepted)`` of Levenberg–Marquardt (module docstring). ``accepted`` is False only once the
     damping exceeds ``LARGEST_DAMPING`` × max diag(JᵀJ): no step along the Gauss–Newton family
@@ -222,7 +225,7 @@ def levenberg_marquardt_step(residuals):
         jacobian = jax.vmap(lambda row: pullback(row)[0])(jnp.eye(r.shape[0], dtype=r.dtype))
         gradient, curvature = jacobian.T @ r, jacobian.T @ jacobian
         largest = jnp.max(jnp.diag(curvature))
-        damping = jnp.where(damping < 0, INITIAL_DAMPING * largest, damping)
+        damping = jnp.where(damping < 0, initial_damping * largest, damping)
         delta = jnp.linalg.solve(curvature + damping * jnp.eye(theta.shape[0], dtype=r.dtype),
                                  -gradient)
         value = r @ r
