@@ -116,6 +116,17 @@ each; scripts in the session note, all with the committed starts and protocol):
   units of contact (twin.process.pack.contacts_within_rounding). The single cell has none: its
   scatter is a different matter (the onset's δ^(−3/4) factor is the suspect).
 
+* **Fits on the fixed tiled problem (2026-12-07, session 13; benchmarks/RESULTS.md).** Start
+  loss 0.411. L-BFGS with whole-run gradients descends steadily now, 1–2 evaluations per
+  iteration: 2.80e-3 after 26 iterations (59 value-and-gradients, 35 min; stopped to free the
+  core), E_AM +2.8 %, E_CBD +5.5 %, CED_AM −11 %, CED_CBD +18 %, restitution and friction hardly
+  moved: the slow part is the conditioning (Fisher eigenvalues 4.1 … 1.7e5), not noise.
+  CMA-ES needs 1.4–1.6× its simulations to reach 3e-3–5e-3 (one value-and-gradient = 7.0
+  losses). Levenberg–Marquardt (calibrate.fit), one Jacobian of the 15 residuals per
+  iteration: from damping 1e-3 its first step went to a far valley (0.0135 at E_AM 340 GPa,
+  CED_CBD −77 %); from damping 1 it takes 0.411 → 0.167 → 0.088 in two iterations, towards the
+  truth (run in progress when this was written; RESULTS.md has where it got).
+
 Usage::
 
     python experiments/calibration_twin_experiment.py --make-inputs    # data, cases, targets
