@@ -15,10 +15,10 @@ checkpoint after every iteration. ``theta`` is the unconstrained vector of the f
 * Levenberg–Marquardt (``"levenberg-marquardt"``): the Gauss–Newton step of the least-squares
   loss L = |r|² from the Jacobian J of the residuals (one forward pass, one backward pass per
   residual), damped: (JᵀJ + μI) δ = −Jᵀr, μ0 = ``damping`` · max diag(JᵀJ) (1e-3 for a start
-  believed close, up to 1 for one far off: MNT §3.2). The step is taken if the
-  gain ratio ρ = (L(θ) − L(θ + δ)) / (|r|² − |r + Jδ|²) > 0; μ then shrinks by
-  max(1/3, 1 − (2ρ − 1)³), else it doubles (Madsen, Nielsen & Tingleff, "Methods for non-linear
-  least squares problems", DTU 2004, Algorithm 3.16). The isotropic damping keeps directions the
+  believed close, up to 1 for one far off). The step is taken if the gain ratio
+  ρ = (L(θ) − L(θ + δ)) / (|r|² − |r + Jδ|²) > 0; μ then shrinks by max(1/3, 1 − (2ρ − 1)³),
+  else it doubles (Madsen, Nielsen & Tingleff, "Methods for non-linear least squares problems",
+  DTU 2004, §3.2 and Algorithm 3.16). The isotropic damping keeps directions the
   data hardly see from taking huge steps (Marquardt's diag(JᵀJ) scaling sent the twin
   experiment's frictions to their bounds in one step). A zero-residual fit converges
   quadratically where Gauss–Newton holds, whatever the conditioning that slows a gradient method

@@ -249,11 +249,11 @@ class PlateReplay:
             warnings.warn(
                 f"{frozen} sphere pairs start inside contact by at most {ROUNDING_CONTACT_ULPS} "
                 "rounding units of their coordinates: a cohesive pull may move such a pair by "
-                "less than a rounding unit per step, so "
-                "their value stays put while jax.grad follows their snap-in and grows as "
-                "exp(t √(4πR*·CED/m*)) (∂r/∂ln CED ~ 1e11 in the twin experiment). Make "
-                "the electrode with a gap: twin.process.pack.remove_overlaps(clearance=...) "
-                "above its tolerance", stacklevel=3)
+                "less than a rounding unit per step, so that its value stays put while jax.grad "
+                "follows its snap-in and grows as exp(t √(4πR*·CED/m*)) (∂r/∂ln CED ~ 1e11 in "
+                "the twin experiment). Make the electrode with a gap: "
+                "twin.process.pack.remove_overlaps(clearance=...) above its tolerance",
+                stacklevel=3)
 
     def collapsing_contacts(self, materials: Materials) -> list[str]:
         """Where ``materials`` would let cohesion collapse this electrode

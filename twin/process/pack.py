@@ -219,7 +219,8 @@ def remove_overlaps(electrode: Electrode, tolerance=1e-3, max_rounds=200, steps_
     a cohesive pull moves them by less than a rounding unit per step. Their value then stays
     frozen while the trajectory's tangent (``jax.grad``, ``jax.jvp``) follows exact arithmetic
     and grows at the snap-in rate √(4πR*·CED / m*) (~6e2/µs for CBD at Table 2): a clearance
-    above the tolerance leaves no such pair (tests/test_pack.py).
+    above the tolerance leaves no such pair (tests/test_pack.py; the mechanism on one pair:
+    tests/test_gradients.py).
     """
     if not (np.isfinite(clearance) and clearance >= 0.0):
         raise ValueError(f"clearance = {clearance} µm must be a number >= 0")
