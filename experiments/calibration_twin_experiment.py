@@ -124,8 +124,9 @@ each; scripts in the session note, all with the committed starts and protocol):
   CMA-ES needs 1.4–1.6× its simulations to reach 3e-3–5e-3 (one value-and-gradient = 7.0
   losses). Levenberg–Marquardt (calibrate.fit), one Jacobian of the 15 residuals per
   iteration: from damping 1e-3 its first step went to a far valley (0.0135 at E_AM 340 GPa,
-  CED_CBD −77 %); from damping 1 it takes 0.411 → 0.167 → 0.088 in two iterations, towards the
-  truth (run in progress when this was written; RESULTS.md has where it got).
+  CED_CBD −77 %); from damping 1 it takes 0.411 → 4.4e-3 in 6 iterations (≈ 112
+  value-and-gradients against L-BFGS's 42 to 4e-3) with CED_AM at +124 %: no gain on this
+  problem yet.
 
 Usage::
 
