@@ -170,14 +170,21 @@ def compact_affine(electrode: Electrode, solid_fraction: float, lateral_scale: f
                      position, Box(new_lo, new_hi, electrode.box.periodic))
 
 
-def _overlap_energy(position, radius, pairs, box, floor_z, ceiling_z):
-    """U = ½ Σ δ² over pairs and walls, and the largest δ (radii as given)."""
+def _pair_overlaps(position, radius, pairs, box):
+    """(valid, δ) for listed pairs (i, j), rows with i ≥ N being padding: δ = r_i + r_j −
+    |x_i − x_j| (minimum image; the distance floored at 1e-12 µm so that gradients stay finite)."""
     n = radius.shape[0]
     valid = pairs[:, 0] < n
     i, j = jnp.where(valid, pairs[:, 0], 0), jnp.where(valid, pairs[:, 1], 0)
     d = minimum_image(position[i] - position[j], box)
     distance = jnp.sqrt(jnp.maximum(vector.norm_squared(d), 1e-24))
-    pair_overlap = jnp.where(valid, jnp.maximum(radius[i] + radius[j] - distance, 0.0), 0.0)
+    return valid, radius[i] + radius[j] - distance
+
+
+def _overlap_energy(position, radius, pairs, box, floor_z, ceiling_z):
+    """U = ½ Σ δ² over pairs and walls, and the largest δ (radii as given)."""
+    valid, overlap = _pair_overlaps(position, radius, pairs, box)
+    pair_overlap = jnp.where(valid, jnp.maximum(overlap, 0.0), 0.0)
     floor_overlap = jnp.maximum(radius - (position[:, 2] - floor_z), 0.0)
     ceiling_overlap = jnp.maximum(radius - (ceiling_z - position[:, 2]), 0.0)
     energy = 0.5 * (jnp.sum(pair_overlap**2) + jnp.sum(floor_overlap**2)
@@ -197,13 +204,11 @@ def contacts_within_rounding(position, radius, pairs, box: Box,
     """How many listed pairs (i, j) (rows with i ≥ N are padding) overlap by δ = r_i + r_j −
     |x_i − x_j| in (0, ulps · ε · max|x|], ε the float64 machine epsilon: contacts that start
     within rounding of touching (:func:`remove_overlaps`)."""
-    position, radius, pairs = (np.asarray(a) for a in (position, radius, pairs))
-    pairs = pairs[pairs[:, 0] < len(radius)]
-    d = np.asarray(minimum_image(jnp.asarray(position[pairs[:, 0]] - position[pairs[:, 1]]),
-                                 box))
-    overlap = radius[pairs[:, 0]] + radius[pairs[:, 1]] - np.sqrt((d * d).sum(axis=1))
-    bound = ulps * np.finfo(np.float64).eps * np.abs(position).max()
-    return int(np.count_nonzero((overlap > 0.0) & (overlap <= bound)))
+    position = jnp.asarray(position, dtype=jnp.float64)
+    valid, overlap = (np.asarray(a) for a in _pair_overlaps(
+        position, jnp.asarray(radius, dtype=jnp.float64), jnp.asarray(pairs), box))
+    bound = ulps * np.finfo(np.float64).eps * float(jnp.abs(position).max())
+    return int(np.count_nonzero(valid & (overlap > 0.0) & (overlap <= bound)))
 
 
 def remove_overlaps(electrode: Electrode, tolerance=1e-3, max_rounds=200, steps_per_round=50,
