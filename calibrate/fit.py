@@ -13,8 +13,9 @@ checkpoint after every iteration. ``theta`` is the unconstrained vector of the f
   rate, schedule and clip are not used (the line search sets the step). Evaluations per iteration
   = line-search steps (plus one for the very first gradient).
 * Levenberg–Marquardt (``"levenberg-marquardt"``): the Gauss–Newton step of the least-squares
-  loss L = |r|² from the Jacobian J of the residuals (one forward pass, one backward pass per
-  residual), damped: (JᵀJ + μI) δ = −Jᵀr, μ0 = ``damping`` · max diag(JᵀJ) (1e-3 for a start
+  loss L = |r|² from the Jacobian J of the residuals
+  (:meth:`~calibrate.loss.Objective.residuals_and_jacobian`: one simulation carrying a
+  forward-mode tangent per free parameter, or one backward pass per residual), damped: (JᵀJ + μI) δ = −Jᵀr, μ0 = ``damping`` · max diag(JᵀJ) (1e-3 for a start
   believed close, up to 1 for one far off). The step is taken if the gain ratio
   ρ = (L(θ) − L(θ + δ)) / (|r|² − |r + Jδ|²) > 0; μ then shrinks by max(1/3, 1 − (2ρ − 1)³),
   else it doubles (Madsen, Nielsen & Tingleff, "Methods for non-linear least squares problems",
@@ -22,8 +23,8 @@ checkpoint after every iteration. ``theta`` is the unconstrained vector of the f
   data hardly see from taking huge steps (Marquardt's diag(JᵀJ) scaling sent the twin
   experiment's frictions to their bounds in one step). A zero-residual fit converges
   quadratically where Gauss–Newton holds, whatever the conditioning that slows a gradient method
-  (the twin experiment's Fisher eigenvalues span 4e4). Evaluations per iteration = residuals + 1
-  (each backward pass costs about one gradient; the trial loss one more).
+  (the twin experiment's Fisher eigenvalues span 4e4). Evaluations per iteration = derivative
+  passes + 1 (tangents or backward passes; the trial loss one more).
 
 Checkpoint: ``checkpoint.npz`` in the output folder, one atomic file holding the iteration, the
 flattened leaves of (theta, optimiser state), the history and the settings it was made with;
@@ -180,7 +181,7 @@ def compiled_step(objective: Objective, settings: OptimizerSettings):
                          "simulator (traceable = False) does not allow: use name = \"adam\"")
     if key not in objective.compiled_steps:
         optimizer = make_optimizer(settings)
-        step = (levenberg_marquardt_step(objective.residuals, settings.damping)
+        step = (levenberg_marquardt_step(objective, settings.damping)
                 if settings.name == "levenberg-marquardt"
                 else make_step(objective.loss, optimizer, settings.name))
         objective.compiled_steps[key] = (optimizer, objective.jit(step))
@@ -215,14 +216,15 @@ def make_step(loss, optimizer, name: str):
     return step
 
 
-def levenberg_marquardt_step(residuals, initial_damping: float):
+def levenberg_marquardt_step(objective: Objective, initial_damping: float):
     """Pure ``step(theta, damping) -> (theta', damping', loss(theta), |∇loss|, evaluations,
     accepted)`` of Levenberg–Marquardt (module docstring). ``accepted`` is False only once the
     damping exceeds ``LARGEST_DAMPING`` × max diag(JᵀJ): no step along the Gauss–Newton family
     decreases the loss any more (a rejected step otherwise just raises the damping)."""
+    residuals = objective.residuals
+
     def step(theta, damping):
-        r, pullback = jax.vjp(residuals, theta)
-        jacobian = jax.vmap(lambda row: pullback(row)[0])(jnp.eye(r.shape[0], dtype=r.dtype))
+        r, jacobian = objective.residuals_and_jacobian(objective.parameters.values, theta)
         gradient, curvature = jacobian.T @ r, jacobian.T @ jacobian
         largest = jnp.max(jnp.diag(curvature))
         damping = jnp.where(damping < 0, initial_damping * largest, damping)
@@ -235,8 +237,9 @@ def levenberg_marquardt_step(residuals, initial_damping: float):
         better = gain > 0
         new_damping = jnp.where(better, damping * jnp.maximum(1 / 3, 1 - (2 * gain - 1) ** 3),
                                 2 * damping)
+        passes = theta.shape[0] if objective.forward_jacobian(theta.shape[0]) else r.shape[0]
         return (jnp.where(better, theta + delta, theta), new_damping, value,
-                jnp.linalg.norm(2 * gradient), jnp.asarray(r.shape[0] + 1, jnp.int32),
+                jnp.linalg.norm(2 * gradient), jnp.asarray(passes + 1, jnp.int32),
                 new_damping <= LARGEST_DAMPING * largest)
     return step
 

@@ -3,8 +3,9 @@
 Coordinates: the *relative* change of each free physical parameter, z_k = ln(x_k / x̂_k), so that
 moduli in GPa, CED in J/m³ and friction compare on one scale (a component of an eigenvector is a
 relative change; a standard error σ_z is a relative error). The Jacobian J = ∂r/∂z of the
-normalised residuals (:mod:`calibrate.loss`) comes from ``jax.jacfwd`` at z = 0 (``jax.jacrev``
-for a simulator with ``forward_mode = False``, :mod:`calibrate.simulators`), and
+normalised residuals (:mod:`calibrate.loss`) comes from
+:meth:`~calibrate.loss.Objective.residuals_and_jacobian` at z = 0 (forward mode where the
+simulator allows it, :mod:`calibrate.simulators`), and
 
     F = Jᵀ J / σ²,   σ² = Σ r² / (m − p)   (residual variance, m residuals, p free parameters)
 
@@ -27,9 +28,9 @@ Reference: Bates & Watts, *Nonlinear Regression Analysis and Its Applications* (
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -98,15 +99,13 @@ def identifiability(objective: Objective, theta, sigma2: float | None = None,
         raise ValueError("identifiability needs every free parameter nonzero at the optimum "
                          "(relative coordinates)")
 
-    def residuals(z):
+    def values_of(z):
         scaled = x_opt * jnp.exp(z)
-        return objective.residuals_from_values({**all_values,
-                                                **{n: scaled[k] for k, n in enumerate(names)}})
+        return {**all_values, **{n: scaled[k] for k, n in enumerate(names)}}
 
     z0 = jnp.zeros(len(names), dtype=x_opt.dtype)
-    jacobian_of = jax.jacfwd if getattr(objective.simulator, "forward_mode", True) else jax.jacrev
-    r, jacobian = (np.asarray(a) for a in
-                   objective.jit(lambda z: (residuals(z), jacobian_of(residuals)(z)))(z0))
+    r, jacobian = (np.asarray(a) for a in objective.jit(
+        functools.partial(objective.residuals_and_jacobian, values_of))(z0))
     m, p = jacobian.shape
     dof = max(m - p, 1)
     if sigma2 is None:

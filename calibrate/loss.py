@@ -75,6 +75,10 @@ class Objective:
         self.base = base
         self.mixing = mixing
         self.traceable = getattr(simulator, "traceable", True)
+        # The simulator that forward mode can differentiate, if any (calibrate.simulators).
+        self.forward_simulator = (simulator if getattr(simulator, "forward_mode", True)
+                                  else getattr(simulator, "forward", None))
+        self.residual_count = sum(len(target.x) for target in self.targets)
         self.jit = jax.jit if self.traceable else (lambda function: function)
         self.loss_jit = self.jit(self.loss)
         self.compiled_steps = {}        # optimiser steps by settings (calibrate.fit)
@@ -89,17 +93,19 @@ class Objective:
         check = getattr(self.simulator, "collapsing_contacts", None)
         return [] if check is None else list(check(self.materials(values)))
 
-    def simulate(self, values: dict) -> dict:
-        """The simulator's curves at physical parameter ``values``."""
-        curves = self.simulator(self.materials(values))
+    def simulate(self, values: dict, forward_mode: bool = False) -> dict:
+        """The simulator's curves at physical parameter ``values`` (``forward_mode``: from its
+        forward-differentiable version)."""
+        simulator = self.forward_simulator if forward_mode else self.simulator
+        curves = simulator(self.materials(values))
         missing = sorted({t.curve for t in self.targets} - set(curves))
         if missing:
             raise ValueError(f"the simulator produces curves {sorted(curves)}, not "
                              f"{missing}: fix the target 'curve' names")
         return curves
 
-    def residuals_from_values(self, values: dict) -> jnp.ndarray:
-        curves = self.simulate(values)
+    def residuals_from_values(self, values: dict, forward_mode: bool = False) -> jnp.ndarray:
+        curves = self.simulate(values, forward_mode)
         parts = []
         for target in self.targets:
             x_sim, y_sim = curves[target.curve]
@@ -111,6 +117,29 @@ class Objective:
     def residuals(self, theta) -> jnp.ndarray:
         """Normalised weighted residuals at unconstrained ``theta`` (see module docstring)."""
         return self.residuals_from_values(self.parameters.values(theta))
+
+    def forward_jacobian(self, size: int) -> bool:
+        """Whether :meth:`residuals_and_jacobian` takes forward mode for a vector of ``size``
+        entries."""
+        return self.forward_simulator is not None and size <= self.residual_count
+
+    def residuals_and_jacobian(self, values_of: Callable, x) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """Residuals r and their Jacobian ∂r/∂x at the vector ``x``, the parameters being
+        ``values_of(x)`` (a dict of physical values). Forward mode, one tangent per entry of x
+        (``jax.vmap`` of ``jax.jvp``: one simulation carrying len(x) tangents), where the
+        simulator has a forward-differentiable version and x has no more entries than r; else
+        reverse mode, one backward pass per residual."""
+        if self.forward_jacobian(x.shape[0]):
+            def residuals(x):
+                return self.residuals_from_values(values_of(x), forward_mode=True)
+
+            tangents = jnp.eye(x.shape[0], dtype=x.dtype)
+            r, jacobian_transposed = jax.vmap(lambda t: jax.jvp(residuals, (x,), (t,)),
+                                              out_axes=(None, 0))(tangents)
+            return r, jacobian_transposed.T
+        r, pullback = jax.vjp(lambda x: self.residuals_from_values(values_of(x)), x)
+        rows = jnp.eye(r.shape[0], dtype=r.dtype)
+        return r, jax.vmap(lambda row: pullback(row)[0])(rows)
 
     def loss(self, theta) -> jnp.ndarray:
         r = self.residuals(theta)

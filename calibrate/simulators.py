@@ -19,8 +19,12 @@ must still go through an eager ``jax.grad``: ``bool`` of a comparison may drive 
 ``float()`` or ``np.asarray`` of a parameter-dependent value may not.
 
 A simulator that reverse mode differentiates but forward mode cannot (the DEM replays: their
-online-checkpointed scan is a ``custom_vjp``) sets ``simulate.forward_mode = False``; the
-identifiability analysis then builds its Jacobian with ``jax.jacrev`` instead of ``jax.jacfwd``.
+online-checkpointed loops are ``custom_vjp`` functions) sets ``simulate.forward_mode = False``,
+and may offer ``simulate.forward``: the same curves from loops that forward mode can enter (the
+DEM replays' plain ``lax`` loops). Jacobians of the residuals (Levenberg–Marquardt, the
+identifiability analysis) take one forward-mode tangent per free parameter where a
+forward-differentiable version exists, else one backward pass per residual
+(:meth:`calibrate.loss.Objective.residuals_and_jacobian`).
 
 Built in: ``"hertz_sphere_on_plate"`` (:func:`hertz_sphere_on_plate`), ``"calender"`` and
 ``"indent"`` (DEM plate runs replayed differentiably from a ``twin calender``/``twin indent`` case
@@ -30,6 +34,7 @@ indentation of one electrode, fitted together).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -197,10 +202,12 @@ def calender_porosity_pressure(settings: dict, config_dir: Path) -> Simulator:
                             gradient_from_fraction=s["gradient_from_fraction"],
                             exact_events=s["exact_events"])
 
-    def simulate(materials: Materials) -> Curves:
-        return {s["curve"]: (replay.pressures_mpa, replay.replay(materials).porosity)}
+    def simulate(materials: Materials, forward_mode: bool = False) -> Curves:
+        return {s["curve"]: (replay.pressures_mpa,
+                             replay.replay(materials, forward_mode).porosity)}
 
     simulate.forward_mode = False
+    simulate.forward = functools.partial(simulate, forward_mode=True)
     simulate.collapsing_contacts = replay.collapsing_contacts
     return simulate
 
@@ -227,12 +234,13 @@ def indentation_curve(settings: dict, config_dir: Path) -> Simulator:
     x = replay.displacement_um / replay.displacement_um.max()
     peak = int(np.argmax(x))
 
-    def simulate(materials: Materials) -> Curves:
-        y = replay.replay(materials).force_normalised
+    def simulate(materials: Materials, forward_mode: bool = False) -> Curves:
+        y = replay.replay(materials, forward_mode).force_normalised
         return {f"{s['curve']}_loading": (x[:peak + 1], y[:peak + 1]),
                 f"{s['curve']}_unloading": (x[peak:][::-1], y[peak:][::-1])}
 
     simulate.forward_mode = False
+    simulate.forward = functools.partial(simulate, forward_mode=True)
     simulate.collapsing_contacts = replay.collapsing_contacts
     return simulate
 
@@ -268,7 +276,7 @@ def combined(settings: dict, config_dir: Path) -> Simulator:
                          "parts directly")
     simulators = [make_simulator(part, config_dir) for part in parts]
 
-    def simulate(materials: Materials) -> Curves:
+    def curves_of(materials: Materials, simulators) -> Curves:
         curves = {}
         for part, simulator in zip(parts, simulators):
             produced = simulator(materials)
@@ -279,6 +287,9 @@ def combined(settings: dict, config_dir: Path) -> Simulator:
             curves.update(produced)
         return curves
 
+    def simulate(materials: Materials) -> Curves:
+        return curves_of(materials, simulators)
+
     def collapsing_contacts(materials: Materials) -> list[str]:
         return sorted({line for f in simulators
                        for line in getattr(f, "collapsing_contacts", lambda m: [])(materials)})
@@ -286,4 +297,8 @@ def combined(settings: dict, config_dir: Path) -> Simulator:
     simulate.collapsing_contacts = collapsing_contacts
     simulate.traceable = all(getattr(f, "traceable", True) for f in simulators)
     simulate.forward_mode = all(getattr(f, "forward_mode", True) for f in simulators)
+    forward = [f if getattr(f, "forward_mode", True) else getattr(f, "forward", None)
+               for f in simulators]
+    if not simulate.forward_mode and None not in forward:
+        simulate.forward = functools.partial(curves_of, simulators=forward)
     return simulate

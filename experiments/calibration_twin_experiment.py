@@ -182,8 +182,8 @@ TILE_JITTER_UM = 0.05              # rms jitter of the tiles' centres (µm)
 TILE_CLEARANCE_UM = 2e-3           # gap left between the tiled spheres (remove_overlaps)
 GRADIENT_SAMPLES = 12              # jax.grad sampled at this many points near the start ...
 SAMPLE_SCALE = 1e-2                # ... at this rms distance in θ
-# Target points kept: every 4th indentation record (12 of 45), so that the reverse-mode Jacobian
-# of the identifiability analysis (one backward pass per residual) stays affordable.
+# Target points kept: every 4th indentation record (12 of 45), chosen when the Jacobians were
+# reverse mode (one backward pass per residual); forward mode now costs a tangent per parameter.
 TARGET_STRIDE = {"indentation_loading": 4}
 
 # Quasi-static protocol shared by both cases (module docstring). Speeds in µm/µs = m/s.

@@ -100,7 +100,7 @@ def test_levenberg_marquardt_recovers_e_and_ced_in_few_iterations(four_free, fac
         assert result.values[name] == pytest.approx(TRUE[name], rel=1e-6)
     for name in ("AM.restitution", "AM.friction"):
         assert result.values[name] == pytest.approx(TRUE[name] * factor, rel=1e-12)
-    per_iteration = len(problem.targets[0].x) + 1
+    per_iteration = len(start) + 1       # one forward-mode tangent per free parameter, one trial
     assert result.evaluations == per_iteration * result.iterations + 1
 
 

@@ -91,8 +91,8 @@ def test_capacity_margin_scales_the_replay_capacities():
 
 
 def test_identifiability_uses_reverse_mode_for_a_simulator_without_forward_mode():
-    """The DEM replays are custom_vjp scans (no jvp): the Jacobian then comes from jax.jacrev,
-    and equals the forward-mode one."""
+    """A simulator whose loops are custom_vjp functions (no jvp) and that has no forward
+    version: the Jacobian then comes from reverse mode, and equals the forward-mode one."""
     forward = make_simulator(HERTZ)
 
     def reverse_only(materials):
@@ -111,6 +111,43 @@ def test_identifiability_uses_reverse_mode_for_a_simulator_without_forward_mode(
         analyses.append(identifiability(objective, theta))
     np.testing.assert_allclose(analyses[1].jacobian, analyses[0].jacobian, rtol=1e-10)
     assert np.any(analyses[0].jacobian != 0)
+
+
+def test_the_jacobian_comes_from_the_forward_version_of_a_reverse_only_simulator():
+    """The DEM replays have ``forward_mode = False`` and a ``forward`` version with plain loops:
+    Jacobians of the residuals then trace that version alone (one tangent per free parameter),
+    and match the reverse-mode Jacobian; with more free parameters than residuals, reverse mode
+    is the cheaper and is used."""
+    hertz = make_simulator(HERTZ)
+    traced = []
+
+    def reverse_only(materials):
+        traced.append("reverse")
+        return hertz(materials)
+
+    def forward_version(materials):
+        traced.append("forward")
+        return hertz(materials)
+
+    reverse_only.forward_mode, reverse_only.forward = False, forward_version
+    x, y = hertz(table2().materials("artistic"))["load_displacement"]
+    entries = [dict(name="AM.E_GPa", start=300.0, lower=20.0, upper=2000.0),
+               dict(name="AM.ced_J_m3", start=3e8, lower=1e7, upper=1e10)]
+    objective = Objective(parameter_set(entries), reverse_only,
+                          [make_target("load_displacement", x, np.asarray(y) * 1.01)], table2(),
+                          "artistic")
+    theta = objective.parameters.start_theta()
+    r, jacobian = objective.residuals_and_jacobian(objective.parameters.values, theta)
+    assert traced == ["forward"] and jacobian.shape == (len(x), 2)
+    objective.forward_simulator = None
+    r_reverse, jacobian_reverse = objective.residuals_and_jacobian(objective.parameters.values,
+                                                                   theta)
+    assert traced == ["forward", "reverse"]
+    np.testing.assert_allclose(r, r_reverse, rtol=1e-14)
+    np.testing.assert_allclose(jacobian, jacobian_reverse, rtol=1e-10)
+    assert np.all(np.asarray(jacobian) != 0)
+    objective.forward_simulator = forward_version
+    assert objective.forward_jacobian(len(x)) and not objective.forward_jacobian(len(x) + 1)
 
 
 @pytest.mark.parametrize("path", [CONFIG, TILED_CONFIG], ids=["cell", "tiled"])

@@ -132,6 +132,24 @@ def test_replay_finds_the_turn_for_other_materials(calender_replay):
     assert abs(float(outcome.porosity[0]) - forward["final_porosity"]) <= 0.01
 
 
+def test_forward_mode_replay_gives_the_same_values_and_derivatives(calender_replay):
+    """``replay(materials, forward_mode=True)`` runs plain loops that jax.jvp enters (the
+    checkpointed ones are custom_vjp): the same porosity, and its tangent along the Young's
+    moduli equals the reverse-mode gradient projected on that direction."""
+    replay = calender_replay
+    youngs = replay.materials.youngs_modulus
+    direction = youngs * jnp.linspace(1.0, -0.5, youngs.shape[0])     # d ln E, mixed signs
+
+    def porosity(forward_mode):
+        return in_youngs_modulus(replay, lambda m: replay.replay(m, forward_mode).porosity[0])
+
+    value, tangent = jax.jit(lambda e: jax.jvp(porosity(True), (e,), (direction,)))(youngs)
+    reverse_value, gradient = jax.jit(jax.value_and_grad(porosity(False)))(youngs)
+    assert float(value) == float(reverse_value)
+    assert float(tangent) != 0.0
+    assert float(tangent) == pytest.approx(float(gradient @ direction), rel=1e-9)
+
+
 @pytest.mark.slow
 def test_turn_and_short_horizon_recovery_gradients_match_finite_differences():
     """d/d ln E_AM at Table 2 (module docstring of twin.process.differentiable): the turn

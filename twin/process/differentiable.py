@@ -133,11 +133,21 @@ def fade_tangent(tree, retention):
     return jax.tree.map(fade, tree)
 
 
+def loop_options(checkpoints, forward_steps: int, forward_mode: bool) -> dict:
+    """Keyword arguments of the replay's ``equinox.internal`` loops: online-checkpointed
+    (``checkpoints`` states, or one per step of the forward run for ``"all"``) for reverse mode;
+    plain ``lax`` loops for ``forward_mode``, whose tangents ride along with the steps (the
+    checkpointed loops are ``custom_vjp`` functions, which ``jax.jvp`` cannot enter)."""
+    if forward_mode:
+        return {"kind": "lax"}
+    return {"kind": "checkpointed",
+            "checkpoints": forward_steps if checkpoints == "all" else checkpoints}
+
+
 def _run_segment(state: DEMState, table, box, spec: NeighborSpec, config, steps: int,
-                 velocity: float, plate: int, checkpoints, gradient_memory: float | None = None):
+                 velocity: float, plate: int, loop: dict, gradient_memory: float | None = None):
     """Advance ``steps`` (static) with the plate at ``velocity`` µm/µs; return the state and the
-    per-step plate height and force (µm, 1e-9 N). Online-checkpointed in reverse mode (see the
-    module docstring). With ``gradient_memory`` M (steps), the state's derivative fades by
+    per-step plate height and force (µm, 1e-9 N). ``loop``: :func:`loop_options`. With ``gradient_memory`` M (steps), the state's derivative fades by
     λ = exp(−1/M) per step (:func:`fade_tangent`): values are unchanged; a force's gradient sees
     the materials through the contact law at its configuration and the last ~M steps."""
     state = eqx.tree_at(lambda s: s.walls.velocity_z, state,
@@ -150,8 +160,7 @@ def _run_segment(state: DEMState, table, box, spec: NeighborSpec, config, steps:
         current = step(current, table, box, spec, config)
         return current, (current.walls.z[plate], current.wall_force[plate, 2])
 
-    return eqxi.scan(advance, state, None, length=steps, kind="checkpointed",
-                     checkpoints=checkpoints)
+    return eqxi.scan(advance, state, None, length=steps, **loop)
 
 
 def event_shift(state: DEMState, mismatch, slope, value_shift=0.0):
@@ -265,9 +274,11 @@ class PlateReplay:
         return initial_state(s.spheres, s.walls, self.pair_list, materials, self.box,
                              self.config)
 
-    def segment(self, state, table, steps, velocity, gradient_memory=None):
+    def segment(self, state, table, steps, velocity, gradient_memory=None, forward_mode=False):
         return _run_segment(state, table, self.box, self.spec, self.config, int(steps),
-                            float(velocity), self.plate, self.checkpoints, gradient_memory)
+                            float(velocity), self.plate,
+                            loop_options(self.checkpoints, int(steps), forward_mode),
+                            gradient_memory)
 
     @staticmethod
     def checked(values, state):
@@ -371,10 +382,7 @@ class CalenderReplay(PlateReplay):
         self.max_loading_steps = math.ceil((self.start_z - self.floor) / travel)
         self.max_unloading_steps = UNLOADING_BOUND * max(self.unloading)
 
-    def _checkpoints(self, forward_steps: int):
-        return forward_steps if self.checkpoints == "all" else self.checkpoints
-
-    def _load(self, carry: _Loading, table, target, forward_steps):
+    def _load(self, carry: _Loading, table, target, forward_steps, forward_mode):
         plate, spec, box, config = self.plate, self.spec, self.box, self.config
 
         def advance(c: _Loading):
@@ -384,10 +392,10 @@ class CalenderReplay(PlateReplay):
 
         return eqxi.while_loop(
             lambda c: c.state.wall_force_filtered[plate, 2] < target, advance, carry,
-            max_steps=self.max_loading_steps, kind="checkpointed",
-            checkpoints=self._checkpoints(forward_steps))
+            max_steps=self.max_loading_steps,
+            **loop_options(self.checkpoints, forward_steps, forward_mode))
 
-    def _unload(self, state, table, threshold, forward_steps):
+    def _unload(self, state, table, threshold, forward_steps, forward_mode):
         plate, spec, box, config = self.plate, self.spec, self.box, self.config
         clearance = self.protocol.clearance_um
 
@@ -416,10 +424,12 @@ class CalenderReplay(PlateReplay):
                            jnp.asarray(True))
         return eqxi.while_loop(
             lambda c: c.pending | (c.state.walls.z[plate] <= c.above_z + clearance), advance,
-            start, max_steps=self.max_unloading_steps, kind="checkpointed",
-            checkpoints=self._checkpoints(forward_steps))
+            start, max_steps=self.max_unloading_steps,
+            **loop_options(self.checkpoints, forward_steps, forward_mode))
 
-    def replay(self, materials: Materials) -> CalenderOutcome:
+    def replay(self, materials: Materials, forward_mode: bool = False) -> CalenderOutcome:
+        """The outcome at every target pressure; ``forward_mode``: plain loops that ``jax.jvp``
+        (and ``jax.jacfwd``) can differentiate, reverse mode then unavailable."""
         table = pair_table(materials)
         v, window = self.protocol.plate_speed_um_us, self.protocol.record_every
         state = self.initial(materials)
@@ -430,8 +440,9 @@ class CalenderReplay(PlateReplay):
             target = pressure / MICRO_PRESSURE_TO_MPA * self.area
             if self.gradient_from_fraction is not None:   # the short-horizon sensitivity
                 loading = lax.stop_gradient(self._load(
-                    loading, table, self.gradient_from_fraction * target, load - done))
-            loading = self._load(loading, table, target, load - done)
+                    loading, table, self.gradient_from_fraction * target, load - done,
+                    forward_mode))
+            loading = self._load(loading, table, target, load - done, forward_mode)
             done = load
             turned, recent = loading.state, loading.recent_force
             force_now = recent[-1]
@@ -453,7 +464,7 @@ class CalenderReplay(PlateReplay):
             branch = eqx.tree_at(lambda s: s.walls.velocity_z, branch,
                                  branch.walls.velocity_z.at[self.plate].set(v))
             threshold = self.protocol.release_fraction * target
-            released = self._unload(branch, table, threshold, unload)
+            released = self._unload(branch, table, threshold, unload, forward_mode)
             top = self.checked(released.crossing(threshold, self.exact_events),
                                released.state)
             top = eqx.error_if(top, released.pending,
@@ -515,13 +526,16 @@ class IndentReplay(PlateReplay):
         k = np.arange(1, self.loading + self.unloading + 1)
         return self.start_z - travel * np.where(k <= self.loading, k, 2 * self.loading - k)
 
-    def replay(self, materials: Materials) -> IndentOutcome:
+    def replay(self, materials: Materials, forward_mode: bool = False) -> IndentOutcome:
+        """The normalised curve; ``forward_mode`` as in :meth:`CalenderReplay.replay`."""
         table = pair_table(materials)
         v, every = self.protocol.plate_speed_um_us, self.protocol.record_every
         state = self.initial(materials)
         memory = self.gradient_memory_steps
-        state, (_, load_force) = self.segment(state, table, self.loading, -v, memory)
-        state, (_, unload_force) = self.segment(state, table, self.unloading, v, memory)
+        state, (_, load_force) = self.segment(state, table, self.loading, -v, memory,
+                                              forward_mode)
+        state, (_, unload_force) = self.segment(state, table, self.unloading, v, memory,
+                                                forward_mode)
         force = jnp.concatenate([load_force, unload_force])[every - 1::every][self.engaged]
         force = self.checked(force, state)
         return IndentOutcome(force / jnp.max(force), jnp.max(force))
