@@ -4,10 +4,13 @@ item 2): how many simulations each needs to reach the loss of the gradient fit.
 For a calibration config (default: the DEM twin experiment, calibrate/examples/dem_twin.toml),
 from the config's start, in the unconstrained coordinates θ of calibrate.parameters:
 
-* **gradient**: the config's optimiser (L-BFGS or Adam) for its iteration budget; it reaches the
-  loss L* after E value-and-gradient evaluations. One value-and-gradient costs c forward
-  simulations, c = t(value and gradient) / t(loss), both measured here after compilation (the
-  reverse pass re-runs or stores the trajectory, so c > 1); its cost is c·E simulations.
+* **gradient**: the config's optimiser (or ``--optimizer``) for its iteration budget; it reaches
+  the loss L* after E evaluations, each costing c forward simulations, measured here after
+  compilation: for L-BFGS and Adam an evaluation is a value-and-gradient,
+  c = t(value and gradient) / t(loss) (the reverse pass re-runs or stores the trajectory, so
+  c > 1); for Levenberg–Marquardt an iteration is one residual Jacobian and one trial loss,
+  counted as p + 1 evaluations (p derivative passes, calibrate.fit), so
+  c = (t(Jacobian) / t(loss) + 1) / (p + 1). Its cost is c·E simulations.
 * **Nelder–Mead** (scipy.optimize.minimize, adaptive simplex) and **CMA-ES** (the ``cma``
   package, σ0 = ``--sigma`` in θ), each with at most ``--budget`` loss evaluations;
 * the number of simulations each needed until its best loss was ≤ L* (or ``--target``), and the
@@ -23,6 +26,7 @@ Needs ``cma`` (a benchmark dependency, not a runtime one).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -67,13 +71,25 @@ def seconds_per_call(function, theta, repeats: int = 2) -> float:
     return (time.perf_counter() - clock) / repeats
 
 
-def gradient_cost(objective, theta) -> dict:
-    """Seconds of a loss and of a value-and-gradient at ``theta``, and their ratio."""
+def gradient_cost(objective, theta, optimizer: str) -> dict:
+    """Seconds of a loss and of the optimiser's derivative (a value-and-gradient, or for
+    Levenberg–Marquardt the residual Jacobian) at ``theta``, and the simulations one of the
+    optimiser's evaluations costs (module docstring)."""
+    import functools
+
     import jax
     loss = seconds_per_call(objective.loss_jit, theta)
-    both = seconds_per_call(jax.jit(jax.value_and_grad(objective.loss)), theta)
-    return {"loss_seconds": loss, "value_and_grad_seconds": both,
-            "forward_equivalents": both / loss}
+    if optimizer != "levenberg-marquardt":
+        both = seconds_per_call(jax.jit(jax.value_and_grad(objective.loss)), theta)
+        return {"loss_seconds": loss, "value_and_grad_seconds": both,
+                "forward_equivalents": both / loss}
+    jacobian = seconds_per_call(jax.jit(functools.partial(
+        objective.residuals_and_jacobian, objective.parameters.values)), theta)
+    size = len(theta)
+    passes = size if objective.forward_jacobian(size) else objective.residual_count
+    return {"loss_seconds": loss, "jacobian_seconds": jacobian,
+            "forward_jacobian": objective.forward_jacobian(size),
+            "forward_equivalents": (jacobian / loss + 1) / (passes + 1)}
 
 
 def run_gradient(objective, settings) -> dict:
@@ -117,6 +133,9 @@ def main(argv=None) -> int:
                         help="loss to reach (default: the gradient fit's final loss)")
     parser.add_argument("--methods", nargs="+", default=["nelder-mead", "cma-es"],
                         choices=["nelder-mead", "cma-es"])
+    parser.add_argument("--optimizer", default=None,
+                        choices=["adam", "lbfgs", "levenberg-marquardt"],
+                        help="gradient method (default: the config's [optimizer] name)")
     parser.add_argument("--out", default="benchmarks/out/calibration.json")
     args = parser.parse_args(argv)
 
@@ -125,18 +144,21 @@ def main(argv=None) -> int:
     from calibrate.run import objective_from_config
 
     config = load_config(args.config)
+    settings = config.optimizer if args.optimizer is None else \
+        dataclasses.replace(config.optimizer, name=args.optimizer)
     objective = objective_from_config(config)
     theta0 = objective.parameters.start_theta()
-    print("timing a loss and a value-and-gradient at the start (compiles both) ...", flush=True)
-    cost = gradient_cost(objective, theta0)
-    gradient = run_gradient(objective, config.optimizer)
+    print("timing a loss and the optimiser's derivative at the start (compiles both) ...",
+          flush=True)
+    cost = gradient_cost(objective, theta0, settings.name)
+    gradient = run_gradient(objective, settings)
     target = gradient["loss"] if args.target is None else args.target
     reached = [e for loss, e in zip(gradient["losses"], gradient["evaluations_at"])
                if loss <= target]
     gradient["simulations"] = (reached[0] if reached else gradient["evaluations"]) \
         * cost["forward_equivalents"]
-    print(f"{config.optimizer.name}: loss {gradient['losses'][0]:.4e} -> {gradient['loss']:.4e} "
-          f"in {gradient['evaluations']} value-and-gradient evaluations × "
+    print(f"{settings.name}: loss {gradient['losses'][0]:.4e} -> {gradient['loss']:.4e} "
+          f"in {gradient['evaluations']} evaluations × "
           f"{cost['forward_equivalents']:.2f} forward equivalents = "
           f"{gradient['simulations']:.0f} simulations (target loss {target:.4e})", flush=True)
     methods = {}

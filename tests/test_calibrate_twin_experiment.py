@@ -210,14 +210,16 @@ def test_dem_twin_experiment_recovers_the_parameters_or_names_the_free_combinati
     assert jax.config.jax_enable_x64
 
 
-def test_benchmark_counts_simulations_to_the_gradient_fit_loss(tmp_path):
-    """benchmarks/calibration.py on the Hertz toy: L-BFGS reaches rounding-level loss in a few
-    dozen simulations; the derivative-free methods are counted against that loss."""
+@pytest.mark.parametrize("optimizer", ["lbfgs", "levenberg-marquardt"])
+def test_benchmark_counts_simulations_to_the_gradient_fit_loss(tmp_path, optimizer):
+    """benchmarks/calibration.py on the Hertz toy: L-BFGS and Levenberg–Marquardt reach
+    rounding-level loss in a few dozen simulations; the derivative-free methods are counted
+    against that loss."""
     pytest.importorskip("cma")
     benchmark = load_script("benchmarks/calibration.py")
     out = tmp_path / "bench.json"
     assert benchmark.main(["--config", str(ROOT / "calibrate" / "examples" / "hertz_twin.toml"),
-                           "--budget", "80", "--out", str(out)]) == 0
+                           "--budget", "80", "--optimizer", optimizer, "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     gradient = result["gradient"]
     assert gradient["loss"] < 1e-12 * gradient["losses"][0]
