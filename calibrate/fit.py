@@ -24,7 +24,8 @@ checkpoint after every iteration. ``theta`` is the unconstrained vector of the f
   experiment's frictions to their bounds in one step). A zero-residual fit converges
   quadratically where Gauss–Newton holds, whatever the conditioning that slows a gradient method
   (the twin experiment's Fisher eigenvalues span 4e4). Evaluations per iteration = derivative
-  passes + 1 (tangents or backward passes; the trial loss one more).
+  passes + 1 (tangents or backward passes; the trial loss one more); after a rejected step the
+  Jacobian at the unchanged θ is reused, and the iteration costs its trial loss alone.
 
 Checkpoint: ``checkpoint.npz`` in the output folder, one atomic file holding the iteration, the
 flattened leaves of (theta, optimiser state), the history and the settings it was made with;
@@ -46,11 +47,13 @@ import os
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax import lax
 
 from calibrate.loss import Objective
 
@@ -127,17 +130,33 @@ def optimizer_settings(table: dict) -> OptimizerSettings:
     return OptimizerSettings(**values)
 
 
+class LevenbergMarquardtState(NamedTuple):
+    """Levenberg–Marquardt's state: the damping μ (−1 until the first step sets it from the
+    Jacobian), and the residuals and Jacobian at θ, kept after a rejected step (θ unchanged, so
+    the next step needs only its trial loss)."""
+
+    damping: jax.Array
+    residuals: jax.Array
+    jacobian: jax.Array
+    current: jax.Array          # whether ``residuals`` and ``jacobian`` are those at θ
+
+
 class LevenbergMarquardt:
-    """The optimiser object of ``"levenberg-marquardt"``: its state is the damping μ (−1 until
-    the first step sets it from the Jacobian)."""
+    """The optimiser object of ``"levenberg-marquardt"`` for ``residual_count`` residuals."""
+
+    def __init__(self, residual_count: int):
+        self.residual_count = residual_count
 
     def init(self, theta):
-        return jnp.asarray(-1.0, dtype=jnp.asarray(theta).dtype)
+        theta = jnp.asarray(theta)
+        return LevenbergMarquardtState(
+            jnp.asarray(-1.0, dtype=theta.dtype), jnp.zeros(self.residual_count, theta.dtype),
+            jnp.zeros((self.residual_count, theta.shape[0]), theta.dtype), jnp.asarray(False))
 
 
-def make_optimizer(settings: OptimizerSettings):
+def make_optimizer(settings: OptimizerSettings, residual_count: int = 0):
     if settings.name == "levenberg-marquardt":
-        return LevenbergMarquardt()
+        return LevenbergMarquardt(residual_count)
     if settings.name == "lbfgs":
         return optax.lbfgs(memory_size=settings.memory_size)
     lr, n = settings.learning_rate, settings.iterations
@@ -180,7 +199,7 @@ def compiled_step(objective: Objective, settings: OptimizerSettings):
         raise ValueError("L-BFGS's line search traces the loss inside a loop, which this "
                          "simulator (traceable = False) does not allow: use name = \"adam\"")
     if key not in objective.compiled_steps:
-        optimizer = make_optimizer(settings)
+        optimizer = make_optimizer(settings, objective.residual_count)
         step = (levenberg_marquardt_step(objective, settings.damping)
                 if settings.name == "levenberg-marquardt"
                 else make_step(objective.loss, optimizer, settings.name))
@@ -217,17 +236,28 @@ def make_step(loss, optimizer, name: str):
 
 
 def levenberg_marquardt_step(objective: Objective, initial_damping: float):
-    """Pure ``step(theta, damping) -> (theta', damping', loss(theta), |∇loss|, evaluations,
-    accepted)`` of Levenberg–Marquardt (module docstring). ``accepted`` is False only once the
+    """Pure ``step(theta, state) -> (theta', state', loss(theta), |∇loss|, evaluations,
+    accepted)`` of Levenberg–Marquardt (module docstring; ``state`` a
+    :class:`LevenbergMarquardtState`). After a rejected step the residuals and Jacobian at the
+    unchanged θ are reused: that step costs one trial loss. ``accepted`` is False only once the
     damping exceeds ``LARGEST_DAMPING`` × max diag(JᵀJ): no step along the Gauss–Newton family
     decreases the loss any more (a rejected step otherwise just raises the damping)."""
     residuals = objective.residuals
 
-    def step(theta, damping):
-        r, jacobian = objective.residuals_and_jacobian(objective.parameters.values, theta)
+    def evaluate(theta):
+        return objective.residuals_and_jacobian(objective.parameters.values, theta)
+
+    def step(theta, state: LevenbergMarquardtState):
+        def reuse(theta):
+            return state.residuals, state.jacobian
+
+        if objective.traceable:
+            r, jacobian = lax.cond(state.current, reuse, evaluate, theta)
+        else:
+            r, jacobian = (reuse if bool(state.current) else evaluate)(theta)
         gradient, curvature = jacobian.T @ r, jacobian.T @ jacobian
         largest = jnp.max(jnp.diag(curvature))
-        damping = jnp.where(damping < 0, initial_damping * largest, damping)
+        damping = jnp.where(state.damping < 0, initial_damping * largest, state.damping)
         delta = jnp.linalg.solve(curvature + damping * jnp.eye(theta.shape[0], dtype=r.dtype),
                                  -gradient)
         value = r @ r
@@ -238,8 +268,10 @@ def levenberg_marquardt_step(objective: Objective, initial_damping: float):
         new_damping = jnp.where(better, damping * jnp.maximum(1 / 3, 1 - (2 * gain - 1) ** 3),
                                 2 * damping)
         passes = theta.shape[0] if objective.forward_jacobian(theta.shape[0]) else r.shape[0]
-        return (jnp.where(better, theta + delta, theta), new_damping, value,
-                jnp.linalg.norm(2 * gradient), jnp.asarray(passes + 1, jnp.int32),
+        used = jnp.where(state.current, 0, passes) + 1
+        return (jnp.where(better, theta + delta, theta),
+                LevenbergMarquardtState(new_damping, r, jacobian, ~better), value,
+                jnp.linalg.norm(2 * gradient), used.astype(jnp.int32),
                 new_damping <= LARGEST_DAMPING * largest)
     return step
 

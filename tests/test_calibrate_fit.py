@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from calibrate.fit import NonFiniteLoss, OptimizerSettings, fit, progress_printer
+from calibrate.fit import (LevenbergMarquardt, NonFiniteLoss, OptimizerSettings, fit,
+                          levenberg_marquardt_step, progress_printer)
 from calibrate.identifiability import identifiability
 from calibrate.loss import Objective
 from calibrate.multistart import multistart
@@ -102,6 +103,27 @@ def test_levenberg_marquardt_recovers_e_and_ced_in_few_iterations(four_free, fac
         assert result.values[name] == pytest.approx(TRUE[name] * factor, rel=1e-12)
     per_iteration = len(start) + 1       # one forward-mode tangent per free parameter, one trial
     assert result.evaluations == per_iteration * result.iterations + 1
+
+
+def test_levenberg_marquardt_reuses_the_jacobian_after_a_rejected_step(four_free):
+    """A rejected step leaves θ, keeps r and J and doubles μ; the next step then costs its trial
+    loss alone and equals a step from a freshly evaluated Jacobian."""
+    problem = four_free
+    theta = problem.parameters.theta_from_values({n: v * 1.5 for n, v in TRUE.items()})
+    step = levenberg_marquardt_step(problem, 1e-3)
+    fresh = LevenbergMarquardt(problem.residual_count).init(theta)
+    _, first, _, _, used, _ = step(theta, fresh)
+    assert int(used) == len(theta) + 1 and not bool(first.current)
+    misleading = first._replace(jacobian=-first.jacobian, current=jnp.asarray(True))
+    kept_theta, rejected, _, _, used, accepted = step(theta, misleading)
+    assert int(used) == 1 and bool(accepted)
+    np.testing.assert_array_equal(kept_theta, theta)
+    assert bool(rejected.current) and float(rejected.damping) == 2 * float(first.damping)
+    np.testing.assert_array_equal(rejected.jacobian, misleading.jacobian)
+    again = step(theta, first._replace(current=jnp.asarray(True)))
+    anew = step(theta, first._replace(current=jnp.asarray(False)))
+    assert int(again[4]) == 1 and int(anew[4]) == len(theta) + 1
+    np.testing.assert_allclose(again[0], anew[0], rtol=1e-12)
 
 
 def test_adam_recovers_e_alone(two_free):
