@@ -13,6 +13,12 @@ that it can be differentiated:
   Walther, SIAM J. Sci. Comput. 32, 2010). The backward pass keeps ``checkpoints`` states plus
   one step's intermediates and recomputes the rest; :func:`compiled_peak_bytes` measures peak
   memory against the forward pass.
+* **Forward mode.** ``replay(materials, forward_mode=True)`` runs the same steps in plain
+  ``lax`` loops, which ``jax.jvp`` enters (the checkpointed loops are ``custom_vjp`` functions,
+  which it cannot): a Jacobian of p columns then costs one run carrying p tangents and stores no
+  trajectory. Measured on the tiled twin experiment (492 spheres, 8 parameters, 15 residuals;
+  float64, 2-core Xeon): 14.1 losses, against 31.6 for 15 backward passes and 5.8 for one
+  value-and-gradient; the two Jacobians agree to 1.8e-14.
 * **The turn at the target pressure** is an event: the plate reverses at the first step n where
   its low-passed force F̄ (``force_filter_us``, :func:`~twin.physics.dem.filter_wall_force`)
   reaches F_target; the replay's loading is a while loop on that condition, so the turn step is
