@@ -25,7 +25,9 @@ checkpoint after every iteration. ``theta`` is the unconstrained vector of the f
   quadratically where Gauss–Newton holds, whatever the conditioning that slows a gradient method
   (the twin experiment's Fisher eigenvalues span 4e4). Evaluations per iteration = derivative
   passes + 1 (tangents or backward passes; the trial loss one more); after a rejected step the
-  Jacobian at the unchanged θ is reused, and the iteration costs its trial loss alone.
+  Jacobian at the unchanged θ is reused with Broyden's rank-one secant update
+  J ← J + (r(θ + δ) − r(θ) − Jδ) δᵀ / δᵀδ (Madsen, Nielsen & Tingleff §3.4), which makes the
+  linear model exact along the rejected step, and the iteration costs its trial loss alone.
 
 Checkpoint: ``checkpoint.npz`` in the output folder, one atomic file holding the iteration, the
 flattened leaves of (theta, optimiser state), the history and the settings it was made with;
@@ -238,8 +240,9 @@ def make_step(loss, optimizer, name: str):
 def levenberg_marquardt_step(objective: Objective, initial_damping: float):
     """Pure ``step(theta, state) -> (theta', state', loss(theta), |∇loss|, evaluations,
     accepted)`` of Levenberg–Marquardt (module docstring; ``state`` a
-    :class:`LevenbergMarquardtState`). After a rejected step the residuals and Jacobian at the
-    unchanged θ are reused: that step costs one trial loss. ``accepted`` is False only once the
+    :class:`LevenbergMarquardtState`). After a rejected step the residuals and the Jacobian at
+    the unchanged θ, updated along the rejected step (module docstring), are reused: the next
+    step costs one trial loss. ``accepted`` is False only once the
     damping exceeds ``LARGEST_DAMPING`` × max diag(JᵀJ): no step along the Gauss–Newton family
     decreases the loss any more (a rejected step otherwise just raises the damping)."""
     residuals = objective.residuals
@@ -262,16 +265,23 @@ def levenberg_marquardt_step(objective: Objective, initial_damping: float):
                                  -gradient)
         value = r @ r
         predicted = value - jnp.sum((r + jacobian @ delta) ** 2)
-        trial = jnp.sum(residuals(theta + delta) ** 2)
-        gain = jnp.where(jnp.isfinite(trial) & (predicted > 0), (value - trial) / predicted, -1.0)
+        r_trial = residuals(theta + delta)
+        trial = jnp.sum(r_trial ** 2)
+        finite = jnp.isfinite(trial)
+        gain = jnp.where(finite & (predicted > 0), (value - trial) / predicted, -1.0)
         better = gain > 0
         new_damping = jnp.where(better, damping * jnp.maximum(1 / 3, 1 - (2 * gain - 1) ** 3),
                                 2 * damping)
+        # Rejected: Broyden's rank-one update makes the model exact along δ (secant condition
+        # J'δ = r(θ + δ) − r(θ)), so that the next, more damped step sees what this one met.
+        secant = jnp.outer(jnp.where(finite, r_trial - r - jacobian @ delta, 0.0), delta) \
+            / (delta @ delta)
         passes = theta.shape[0] if objective.forward_jacobian(theta.shape[0]) else r.shape[0]
         used = jnp.where(state.current, 0, passes) + 1
         return (jnp.where(better, theta + delta, theta),
-                LevenbergMarquardtState(new_damping, r, jacobian, ~better), value,
-                jnp.linalg.norm(2 * gradient), used.astype(jnp.int32),
+                LevenbergMarquardtState(new_damping, r,
+                                        jnp.where(better, jacobian, jacobian + secant), ~better),
+                value, jnp.linalg.norm(2 * gradient), used.astype(jnp.int32),
                 new_damping <= LARGEST_DAMPING * largest)
     return step
 

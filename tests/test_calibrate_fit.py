@@ -106,8 +106,9 @@ def test_levenberg_marquardt_recovers_e_and_ced_in_few_iterations(four_free, fac
 
 
 def test_levenberg_marquardt_reuses_the_jacobian_after_a_rejected_step(four_free):
-    """A rejected step leaves θ, keeps r and J and doubles μ; the next step then costs its trial
-    loss alone and equals a step from a freshly evaluated Jacobian."""
+    """A rejected step leaves θ, keeps r, updates J along the step to the secant
+    J'δ = r(θ + δ) − r(θ) and doubles μ; the next step then costs its trial loss alone, and a
+    kept Jacobian gives the step of a freshly evaluated one."""
     problem = four_free
     theta = problem.parameters.theta_from_values({n: v * 1.5 for n, v in TRUE.items()})
     step = levenberg_marquardt_step(problem, 1e-3)
@@ -119,7 +120,17 @@ def test_levenberg_marquardt_reuses_the_jacobian_after_a_rejected_step(four_free
     assert int(used) == 1 and bool(accepted)
     np.testing.assert_array_equal(kept_theta, theta)
     assert bool(rejected.current) and float(rejected.damping) == 2 * float(first.damping)
-    np.testing.assert_array_equal(rejected.jacobian, misleading.jacobian)
+    np.testing.assert_array_equal(rejected.residuals, first.residuals)
+    # the rejected step δ, as the step computed it from the misleading model
+    curvature = misleading.jacobian.T @ misleading.jacobian
+    delta = np.linalg.solve(curvature + float(first.damping) * np.eye(len(theta)),
+                            -misleading.jacobian.T @ first.residuals)
+    secant = problem.residuals(theta + delta) - first.residuals
+    np.testing.assert_allclose(rejected.jacobian @ delta, secant, rtol=1e-9,
+                               atol=1e-12 * float(np.abs(secant).max()))
+    np.testing.assert_allclose(rejected.jacobian - misleading.jacobian,        # rank one
+                               np.outer(secant - misleading.jacobian @ delta, delta)
+                               / (delta @ delta), rtol=1e-9, atol=1e-12)
     again = step(theta, first._replace(current=jnp.asarray(True)))
     anew = step(theta, first._replace(current=jnp.asarray(False)))
     assert int(again[4]) == 1 and int(anew[4]) == len(theta) + 1
