@@ -124,9 +124,16 @@ each; scripts in the session note, all with the committed starts and protocol):
   CMA-ES needs 1.4–1.6× its simulations to reach 3e-3–5e-3 (one value-and-gradient = 7.0
   losses). Levenberg–Marquardt (calibrate.fit), one Jacobian of the 15 residuals per
   iteration: from damping 1e-3 its first step went to a far valley (0.0135 at E_AM 340 GPa,
-  CED_CBD −77 %); from damping 1 it takes 0.411 → 4.4e-3 in 6 iterations (≈ 112
-  value-and-gradients against L-BFGS's 42 to 4e-3) with CED_AM at +124 %: no gain on this
-  problem yet.
+  CED_CBD −77 %); from damping 1 it takes 0.411 → 4.4e-3 in 6 iterations with CED_AM at
+  +124 %, but its 15 backward passes per iteration cost more than L-BFGS's gradients.
+
+* **Forward-mode Jacobians (2026-12-07, session 14).** The replays run plain lax loops under
+  forward mode, so the Jacobian is one run carrying 8 tangents: 14.1 losses' time against 31.6
+  for 15 backward passes (they agree to 1.8e-14). Levenberg–Marquardt from the start then
+  reaches 4.9e-3 in 6 iterations = 91 simulations' time (CMA-ES 384 to 5e-3: 4.2×), again
+  towards CED_AM +135 %; continued from L-BFGS's last iterate (2.8e-3) it stalls at 1.26e-3
+  with rejected steps: there the local gradient and central differences at h = 0.01–0.03
+  disagree (E_CBD 0.047 vs 0.014–0.017, others in sign). benchmarks/RESULTS.md, session 14.
 
 Usage::
 
