@@ -85,10 +85,9 @@ def gradient_cost(objective, theta, optimizer: str) -> dict:
                 "forward_equivalents": both / loss}
     jacobian = seconds_per_call(jax.jit(functools.partial(
         objective.residuals_and_jacobian, objective.parameters.values)), theta)
-    size = len(theta)
-    passes = size if objective.forward_jacobian(size) else objective.residual_count
+    passes = objective.jacobian_passes(len(theta))
     return {"loss_seconds": loss, "jacobian_seconds": jacobian,
-            "forward_jacobian": objective.forward_jacobian(size),
+            "forward_jacobian": objective.forward_jacobian(len(theta)),
             "forward_equivalents": (jacobian / loss + 1) / (passes + 1)}
 
 

@@ -15,8 +15,9 @@ checkpoint after every iteration. ``theta`` is the unconstrained vector of the f
 * Levenberg–Marquardt (``"levenberg-marquardt"``): the Gauss–Newton step of the least-squares
   loss L = |r|² from the Jacobian J of the residuals
   (:meth:`~calibrate.loss.Objective.residuals_and_jacobian`: one simulation carrying a
-  forward-mode tangent per free parameter, or one backward pass per residual), damped: (JᵀJ + μI) δ = −Jᵀr, μ0 = ``damping`` · max diag(JᵀJ) (1e-3 for a start
-  believed close, up to 1 for one far off). The step is taken if the gain ratio
+  forward-mode tangent per free parameter, or one backward pass per residual), damped:
+  (JᵀJ + μI) δ = −Jᵀr, μ0 = ``damping`` · max diag(JᵀJ) (1e-3 for a start believed close, up
+  to 1 for one far off). The step is taken if the gain ratio
   ρ = (L(θ) − L(θ + δ)) / (|r|² − |r + Jδ|²) > 0; μ then shrinks by max(1/3, 1 − (2ρ − 1)³),
   else it doubles (Madsen, Nielsen & Tingleff, "Methods for non-linear least squares problems",
   DTU 2004, §3.2 and Algorithm 3.16). The isotropic damping keeps directions the
@@ -242,9 +243,9 @@ def levenberg_marquardt_step(objective: Objective, initial_damping: float):
     accepted)`` of Levenberg–Marquardt (module docstring; ``state`` a
     :class:`LevenbergMarquardtState`). After a rejected step the residuals and the Jacobian at
     the unchanged θ, updated along the rejected step (module docstring), are reused: the next
-    step costs one trial loss. ``accepted`` is False only once the
-    damping exceeds ``LARGEST_DAMPING`` × max diag(JᵀJ): no step along the Gauss–Newton family
-    decreases the loss any more (a rejected step otherwise just raises the damping)."""
+    step costs one trial loss. ``accepted`` is False only once the damping exceeds
+    ``LARGEST_DAMPING`` × max diag(JᵀJ): no step along the Gauss–Newton family decreases the
+    loss any more (a rejected step otherwise just raises the damping)."""
     residuals = objective.residuals
 
     def evaluate(theta):
@@ -276,8 +277,7 @@ def levenberg_marquardt_step(objective: Objective, initial_damping: float):
         # J'δ = r(θ + δ) − r(θ)), so that the next, more damped step sees what this one met.
         secant = jnp.outer(jnp.where(finite, r_trial - r - jacobian @ delta, 0.0), delta) \
             / (delta @ delta)
-        passes = theta.shape[0] if objective.forward_jacobian(theta.shape[0]) else r.shape[0]
-        used = jnp.where(state.current, 0, passes) + 1
+        used = jnp.where(state.current, 0, objective.jacobian_passes(theta.shape[0])) + 1
         return (jnp.where(better, theta + delta, theta),
                 LevenbergMarquardtState(new_damping, r,
                                         jnp.where(better, jacobian, jacobian + secant), ~better),

@@ -123,6 +123,11 @@ class Objective:
         entries."""
         return self.forward_simulator is not None and size <= self.residual_count
 
+    def jacobian_passes(self, size: int) -> int:
+        """Derivative passes of :meth:`residuals_and_jacobian` for a vector of ``size``
+        entries: its tangents in forward mode, else one backward pass per residual."""
+        return size if self.forward_jacobian(size) else self.residual_count
+
     def residuals_and_jacobian(self, values_of: Callable, x) -> tuple[jnp.ndarray, jnp.ndarray]:
         """Residuals r and their Jacobian ∂r/∂x at the vector ``x``, the parameters being
         ``values_of(x)`` (a dict of physical values). Forward mode, one tangent per entry of x
