@@ -14,7 +14,7 @@ from calibrate.config import load_config
 from calibrate.identifiability import identifiability
 from calibrate.loss import Objective
 from calibrate.parameters import parameter_set, table2
-from calibrate.simulators import make_simulator
+from calibrate.simulators import make_simulator, register
 from calibrate.targets import make_target
 from helpers import load_script
 from twin.io.lammps import read_sphere_data
@@ -44,6 +44,38 @@ def test_combined_simulator_merges_the_curves_of_its_parts():
     # Al (69 GPa) is softer than steel (200 GPa): a different curve, not a copy
     assert float(curves["on_al"][1][-1]) < float(curves["on_steel"][1][-1])
     assert simulate.traceable and simulate.forward_mode
+
+
+@register("test_reverse_only_hertz")
+def reverse_only_hertz(settings, config_dir):
+    """The Hertz simulator marked reverse-only, with a forward version unless ``with_forward``
+    is false (for the combined simulator's forward version)."""
+    settings = dict(settings)
+    with_forward = settings.pop("with_forward", True)
+    hertz = make_simulator({**HERTZ, **settings})
+
+    def simulate(materials):
+        return hertz(materials)
+
+    simulate.forward_mode = False
+    if with_forward:
+        simulate.forward = lambda materials: hertz(materials)
+    return simulate
+
+
+def test_combined_simulator_has_a_forward_version_when_every_part_has_one():
+    materials = table2().materials("artistic")
+    reverse_only = {"kind": "test_reverse_only_hertz", "curve": "on_steel"}
+    aluminium = {**HERTZ, "wall": "Al", "curve": "on_al"}
+    mixed = make_simulator({"kind": "combined", "parts": [reverse_only, aluminium]})
+    assert not mixed.forward_mode
+    curves = mixed.forward(materials)
+    assert sorted(curves) == ["on_al", "on_steel"]
+    for name in curves:
+        np.testing.assert_array_equal(curves[name][1], mixed(materials)[name][1])
+    lacking = make_simulator({"kind": "combined",
+                              "parts": [{**reverse_only, "with_forward": False}, aluminium]})
+    assert not lacking.forward_mode and not hasattr(lacking, "forward")
 
 
 @pytest.mark.parametrize("parts, message", [

@@ -342,16 +342,16 @@ def test_fade_tangent_keeps_values_and_scales_derivatives():
     np.testing.assert_allclose(grad, 0.25 * 2.0 * tree["x"], rtol=1e-15)
 
 
-def test_gradient_memory_keeps_values_and_bounds_the_history_of_the_gradient():
-    """With gradient_memory_steps M the forces are those of the plain run; M → 0 leaves the
-    gradient of one step from the previous state held fixed, M → ∞ the whole run's gradient
-    (40 steps of the plate pressing the tiny electrode, gradient in E_plate)."""
+@pytest.fixture(scope="module")
+def pressed_plate():
+    """(replay, state, forces): the plate pressing the tiny electrode after 1200 steps (so that
+    the forces depend on E_plate), and ``forces(E_plate, memory, start, steps, forward_mode)``,
+    the plate force over the next ``steps`` steps."""
     protocol = CalenderProtocol(target_pressure_mpa=20.0, viscous_damping_per_us=DAMPING, **FAST)
     run = PlateRun(tiny_electrode(), protocol)
     replay = PlateReplay(tiny_electrode(), protocol, None, run.spec, checkpoints=4)
     plate = replay.materials.names.index("steel")
     table = pair_table(replay.materials)
-    # start with the plate in contact, so that the forces depend on E_plate
     pressed, _ = jax.jit(lambda st: replay.segment(st, table, 1200, -5.0))(replay.initial(
         replay.materials))
 
@@ -359,10 +359,34 @@ def test_gradient_memory_keeps_values_and_bounds_the_history_of_the_gradient():
         return eqx.tree_at(lambda m: m.youngs_modulus, replay.materials,
                            replay.materials.youngs_modulus.at[plate].set(youngs))
 
-    def forces(youngs, memory, start=pressed, steps=40):
-        return replay.segment(start, pair_table(materials(youngs)), steps, -5.0, memory)[1][1]
+    def forces(youngs, memory, start=pressed, steps=40, forward_mode=False):
+        return replay.segment(start, pair_table(materials(youngs)), steps, -5.0, memory,
+                              forward_mode)[1][1]
 
-    youngs = replay.materials.youngs_modulus[plate]
+    return replay, pressed, forces
+
+
+def test_forward_mode_segment_gives_the_same_forces_and_derivatives(pressed_plate):
+    """The indentation's segments in forward mode (plain lax.scan): the same plate forces, and
+    their tangent in E_plate equals the reverse-mode gradient, the faded tangent
+    (gradient_memory_steps) included."""
+    replay, _, forces = pressed_plate
+    youngs = replay.materials.youngs_modulus[replay.materials.names.index("steel")]
+    value, tangent = jax.jit(lambda e: jax.jvp(
+        lambda e: forces(e, 50.0, forward_mode=True)[-1], (e,), (1.0,)))(youngs)
+    reverse_value, gradient = jax.jit(jax.value_and_grad(lambda e: forces(e, 50.0)[-1]))(youngs)
+    assert float(value) == float(reverse_value)
+    assert float(tangent) != 0.0
+    assert float(tangent) == pytest.approx(float(gradient), rel=1e-9)
+
+
+def test_gradient_memory_keeps_values_and_bounds_the_history_of_the_gradient(pressed_plate):
+    """With gradient_memory_steps M the forces are those of the plain run; M → 0 leaves the
+    gradient of one step from the previous state held fixed, M → ∞ the whole run's gradient
+    (40 steps of the plate pressing the tiny electrode, gradient in E_plate)."""
+    replay, pressed, forces = pressed_plate
+    table = pair_table(replay.materials)
+    youngs = replay.materials.youngs_modulus[replay.materials.names.index("steel")]
     np.testing.assert_array_equal(jax.jit(lambda e: forces(e, 50.0))(youngs),
                                   jax.jit(lambda e: forces(e, None))(youngs))
     before_last = jax.jit(lambda st: replay.segment(st, table, 39, -5.0)[0])(pressed)
