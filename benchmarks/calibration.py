@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import platform
 import sys
@@ -75,8 +76,6 @@ def gradient_cost(objective, theta, optimizer: str) -> dict:
     """Seconds of a loss and of the optimiser's derivative (a value-and-gradient, or for
     Levenberg–Marquardt the residual Jacobian) at ``theta``, and the simulations one of the
     optimiser's evaluations costs (module docstring)."""
-    import functools
-
     import jax
     loss = seconds_per_call(objective.loss_jit, theta)
     if optimizer != "levenberg-marquardt":

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from calibrate.parameters import ParameterSet, TypeTable, materials_from_parameters
+from calibrate.simulators import forward_version
 from calibrate.targets import Target
 
 RANGE_TOLERANCE = 1e-9       # of the simulated x span: digitised ends may overshoot by rounding
@@ -75,9 +76,7 @@ class Objective:
         self.base = base
         self.mixing = mixing
         self.traceable = getattr(simulator, "traceable", True)
-        # The simulator that forward mode can differentiate, if any (calibrate.simulators).
-        self.forward_simulator = (simulator if getattr(simulator, "forward_mode", True)
-                                  else getattr(simulator, "forward", None))
+        self.forward_simulator = forward_version(simulator)
         self.residual_count = sum(len(target.x) for target in self.targets)
         self.jit = jax.jit if self.traceable else (lambda function: function)
         self.loss_jit = self.jit(self.loss)

@@ -71,6 +71,14 @@ def make_simulator(table: dict, config_dir=".") -> Simulator:
     return SIMULATORS[kind](table, Path(config_dir))
 
 
+def forward_version(simulator: Simulator) -> Simulator | None:
+    """The version of ``simulator`` that forward mode can differentiate: itself, unless it sets
+    ``forward_mode = False``; then its ``forward`` attribute, or None (module docstring)."""
+    if getattr(simulator, "forward_mode", True):
+        return simulator
+    return getattr(simulator, "forward", None)
+
+
 def check_settings(kind: str, settings: dict, defaults: dict) -> dict:
     """``defaults`` updated with ``settings``; ValueError naming any unknown key."""
     unknown = sorted(set(settings) - set(defaults))
@@ -297,8 +305,7 @@ def combined(settings: dict, config_dir: Path) -> Simulator:
     simulate.collapsing_contacts = collapsing_contacts
     simulate.traceable = all(getattr(f, "traceable", True) for f in simulators)
     simulate.forward_mode = all(getattr(f, "forward_mode", True) for f in simulators)
-    forward = [f if getattr(f, "forward_mode", True) else getattr(f, "forward", None)
-               for f in simulators]
+    forward = [forward_version(f) for f in simulators]
     if not simulate.forward_mode and None not in forward:
         simulate.forward = functools.partial(curves_of, simulators=forward)
     return simulate

@@ -153,9 +153,10 @@ def loop_options(checkpoints, forward_steps: int, forward_mode: bool) -> dict:
 def _run_segment(state: DEMState, table, box, spec: NeighborSpec, config, steps: int,
                  velocity: float, plate: int, loop: dict, gradient_memory: float | None = None):
     """Advance ``steps`` (static) with the plate at ``velocity`` µm/µs; return the state and the
-    per-step plate height and force (µm, 1e-9 N). ``loop``: :func:`loop_options`. With ``gradient_memory`` M (steps), the state's derivative fades by
-    λ = exp(−1/M) per step (:func:`fade_tangent`): values are unchanged; a force's gradient sees
-    the materials through the contact law at its configuration and the last ~M steps."""
+    per-step plate height and force (µm, 1e-9 N). ``loop``: :func:`loop_options`. With
+    ``gradient_memory`` M (steps), the state's derivative fades by λ = exp(−1/M) per step
+    (:func:`fade_tangent`): values are unchanged; a force's gradient sees the materials through
+    the contact law at its configuration and the last ~M steps."""
     state = eqx.tree_at(lambda s: s.walls.velocity_z, state,
                         state.walls.velocity_z.at[plate].set(velocity))
     retention = None if gradient_memory is None else math.exp(-1.0 / gradient_memory)
