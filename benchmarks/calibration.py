@@ -8,9 +8,11 @@ from the config's start, in the unconstrained coordinates θ of calibrate.parame
   the loss L* after E evaluations, each costing c forward simulations, measured here after
   compilation: for L-BFGS and Adam an evaluation is a value-and-gradient,
   c = t(value and gradient) / t(loss) (the reverse pass re-runs or stores the trajectory, so
-  c > 1); for Levenberg–Marquardt an iteration is one residual Jacobian and one trial loss,
-  counted as p + 1 evaluations (p derivative passes, calibrate.fit), so
-  c = (t(Jacobian) / t(loss) + 1) / (p + 1). Its cost is c·E simulations.
+  c > 1), and its cost is c·E simulations; for Levenberg–Marquardt an iteration is a residual
+  Jacobian (counted as p evaluations, its derivative passes) or none (a kept one, after a
+  rejected step), and its k trial losses (``damping_trials``, calibrate.fit), so after n
+  iterations and E evaluations it has spent (E − k·n)/p Jacobians and k·n losses:
+  (E − k·n)/p · t(Jacobian)/t(loss) + k·n simulations.
 * **Nelder–Mead** (scipy.optimize.minimize, adaptive simplex) and **CMA-ES** (the ``cma``
   package, σ0 = ``--sigma`` in θ), each with at most ``--budget`` loss evaluations;
 * the number of simulations each needed until its best loss was ≤ L* (or ``--target``), and the
@@ -72,32 +74,46 @@ def seconds_per_call(function, theta, repeats: int = 2) -> float:
     return (time.perf_counter() - clock) / repeats
 
 
-def gradient_cost(objective, theta, optimizer: str) -> dict:
+def gradient_cost(objective, theta, settings) -> dict:
     """Seconds of a loss and of the optimiser's derivative (a value-and-gradient, or for
-    Levenberg–Marquardt the residual Jacobian) at ``theta``, and the simulations one of the
-    optimiser's evaluations costs (module docstring)."""
+    Levenberg–Marquardt the residual Jacobian) at ``theta``, and what an evaluation costs in
+    simulations (module docstring)."""
     import jax
     loss = seconds_per_call(objective.loss_jit, theta)
-    if optimizer != "levenberg-marquardt":
+    if settings.name != "levenberg-marquardt":
         both = seconds_per_call(jax.jit(jax.value_and_grad(objective.loss)), theta)
         return {"loss_seconds": loss, "value_and_grad_seconds": both,
                 "forward_equivalents": both / loss}
     jacobian = seconds_per_call(jax.jit(functools.partial(
         objective.residuals_and_jacobian, objective.parameters.values)), theta)
-    passes = objective.jacobian_passes(len(theta))
     return {"loss_seconds": loss, "jacobian_seconds": jacobian,
             "forward_jacobian": objective.forward_jacobian(len(theta)),
-            "forward_equivalents": (jacobian / loss + 1) / (passes + 1)}
+            "jacobian_in_losses": jacobian / loss,
+            "passes": objective.jacobian_passes(len(theta)), "trials": settings.damping_trials}
+
+
+def simulations_spent(cost: dict, evaluations: int, iterations: int) -> float:
+    """Simulations' time of ``evaluations`` over ``iterations`` iterations (module
+    docstring)."""
+    if "jacobian_in_losses" not in cost:
+        return evaluations * cost["forward_equivalents"]
+    trial_losses = iterations * cost["trials"]
+    return (evaluations - trial_losses) / cost["passes"] * cost["jacobian_in_losses"] \
+        + trial_losses
 
 
 def run_gradient(objective, settings) -> dict:
     from calibrate.fit import fit, progress_printer
     result = fit(objective, settings, progress=progress_printer(objective.parameters))
+    # Row i holds the loss at iterate i and the evaluations through iteration i + 1, which
+    # found the last iterate's loss too (fit's re-evaluation at the end is not counted).
     losses = [row["loss"] for row in result.history] + [result.loss]
-    evaluations = [row["evaluations"] for row in result.history] + [result.evaluations]
+    evaluations = [row["evaluations"] for row in result.history]
+    iterations = list(range(1, len(result.history) + 1))
     return {"loss": result.loss, "iterations": result.iterations,
-            "evaluations": result.evaluations, "losses": losses,
-            "evaluations_at": evaluations}
+            "evaluations": evaluations[-1], "losses": losses,
+            "evaluations_at": evaluations + evaluations[-1:],
+            "iterations_at": iterations + iterations[-1:]}
 
 
 def run_nelder_mead(objective, theta0, budget: int) -> CountingLoss:
@@ -148,17 +164,18 @@ def main(argv=None) -> int:
     theta0 = objective.parameters.start_theta()
     print("timing a loss and the optimiser's derivative at the start (compiles both) ...",
           flush=True)
-    cost = gradient_cost(objective, theta0, settings.name)
+    cost = gradient_cost(objective, theta0, settings)
     gradient = run_gradient(objective, settings)
     target = gradient["loss"] if args.target is None else args.target
-    reached = [e for loss, e in zip(gradient["losses"], gradient["evaluations_at"])
-               if loss <= target]
-    gradient["simulations"] = (reached[0] if reached else gradient["evaluations"]) \
-        * cost["forward_equivalents"]
+    reached = [(e, n) for loss, e, n in zip(gradient["losses"], gradient["evaluations_at"],
+                                             gradient["iterations_at"]) if loss <= target]
+    evaluations, iterations = reached[0] if reached else (gradient["evaluations"],
+                                                          gradient["iterations"])
+    gradient["simulations"] = simulations_spent(cost, evaluations, iterations)
     print(f"{settings.name}: loss {gradient['losses'][0]:.4e} -> {gradient['loss']:.4e} "
-          f"in {gradient['evaluations']} evaluations × "
-          f"{cost['forward_equivalents']:.2f} forward equivalents = "
-          f"{gradient['simulations']:.0f} simulations (target loss {target:.4e})", flush=True)
+          f"in {gradient['iterations']} iterations, {gradient['evaluations']} evaluations; "
+          f"{gradient['simulations']:.0f} simulations' time to the target loss {target:.4e}",
+          flush=True)
     methods = {}
     for name in args.methods:
         clock = time.perf_counter()

@@ -31,6 +31,8 @@
     learning_rate = 0.05         # adam
     clip = 1.0                   # adam, global norm
     schedule = "cosine"          # adam: constant | cosine | exponential
+    damping = 1e-3               # levenberg-marquardt: μ0 / max diag(JᵀJ)
+    damping_trials = 1           # levenberg-marquardt: trial steps per Jacobian (μ·10^k)
     starts = 1                   # > 1: multi-start (calibrate/multistart.py)
     seed = 0
 

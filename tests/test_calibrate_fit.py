@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from calibrate.fit import (LevenbergMarquardt, NonFiniteLoss, OptimizerSettings, fit,
-                          levenberg_marquardt_step, progress_printer)
+from calibrate.fit import (LevenbergMarquardt, NonFiniteLoss, OptimizerSettings, damping_factors,
+                          fit, levenberg_marquardt_step, progress_printer)
 from calibrate.identifiability import identifiability
 from calibrate.loss import Objective
 from calibrate.multistart import multistart
@@ -105,19 +105,22 @@ def test_levenberg_marquardt_recovers_e_and_ced_in_few_iterations(four_free, fac
     assert result.evaluations == per_iteration * result.iterations + 1
 
 
-def test_levenberg_marquardt_reuses_the_jacobian_after_a_rejected_step(four_free):
-    """A rejected step leaves θ, keeps r, updates J along the step to the secant
-    J'δ = r(θ + δ) − r(θ) and doubles μ; the next step then costs its trial loss alone, and a
-    kept Jacobian gives the step of a freshly evaluated one."""
+@pytest.mark.parametrize("trials", [1, 3])
+def test_levenberg_marquardt_reuses_the_jacobian_after_a_rejected_step(four_free, trials):
+    """A rejected iteration leaves θ, keeps r, updates J along the step at μ to the secant
+    J'δ = r(θ + δ) − r(θ) and doubles μ, with one trial step or several; the next iteration
+    then costs its trial losses alone, and a kept Jacobian gives the step of a freshly
+    evaluated one."""
     problem = four_free
     theta = problem.parameters.theta_from_values({n: v * 1.5 for n, v in TRUE.items()})
-    step = levenberg_marquardt_step(problem, 1e-3)
+    step = levenberg_marquardt_step(problem, 1e-3, trials)
     fresh = LevenbergMarquardt(problem.residual_count).init(theta)
     _, first, _, _, used, _ = step(theta, fresh)
-    assert int(used) == len(theta) + 1 and not bool(first.current)
+    assert int(used) == len(theta) + trials and not bool(first.current)
+    # the negated Jacobian points every trial step uphill
     misleading = first._replace(jacobian=-first.jacobian, current=jnp.asarray(True))
     kept_theta, rejected, _, _, used, accepted = step(theta, misleading)
-    assert int(used) == 1 and bool(accepted)
+    assert int(used) == trials and bool(accepted)
     np.testing.assert_array_equal(kept_theta, theta)
     assert bool(rejected.current) and float(rejected.damping) == 2 * float(first.damping)
     np.testing.assert_array_equal(rejected.residuals, first.residuals)
@@ -133,8 +136,38 @@ def test_levenberg_marquardt_reuses_the_jacobian_after_a_rejected_step(four_free
                                / (delta @ delta), rtol=1e-9, atol=1e-12)
     again = step(theta, first._replace(current=jnp.asarray(True)))
     anew = step(theta, first._replace(current=jnp.asarray(False)))
-    assert int(again[4]) == 1 and int(anew[4]) == len(theta) + 1
+    assert int(again[4]) == trials and int(anew[4]) == len(theta) + trials
     np.testing.assert_allclose(again[0], anew[0], rtol=1e-12)
+
+
+def test_levenberg_marquardt_takes_the_lowest_of_its_trial_losses(four_free):
+    """With ``damping_trials`` = 4 one Jacobian gives the steps at μ, μ/10, 10μ and μ/100; the
+    iteration takes the one with the lowest loss and sets the next μ from its damping and gain
+    ratio (Madsen, Nielsen & Tingleff's rule)."""
+    assert list(damping_factors(5)) == [1.0, 0.1, 10.0, 0.01, 100.0]
+    problem = four_free
+    theta = problem.parameters.theta_from_values({n: v * 1.5 for n, v in TRUE.items()})
+    state = LevenbergMarquardt(problem.residual_count).init(theta)
+    new_theta, new_state, value, _, used, _ = levenberg_marquardt_step(problem, 1.0, 4)(
+        theta, state)
+    assert int(used) == len(theta) + 4
+    r, jacobian = (np.asarray(a) for a in problem.residuals_and_jacobian(
+        problem.parameters.values, theta))
+    curvature = jacobian.T @ jacobian
+    mu = float(np.max(np.diag(curvature)))
+    trials = []
+    for factor in damping_factors(4):
+        delta = np.linalg.solve(curvature + mu * factor * np.eye(len(theta)), -jacobian.T @ r)
+        loss = float(problem.loss(theta + delta))
+        trials.append((loss, factor, delta, r @ r - np.sum((r + jacobian @ delta) ** 2)))
+    losses = [t[0] for t in trials]
+    assert len(set(np.round(np.log10(losses), 3))) == 4       # four different outcomes
+    loss, factor, delta, predicted = min(trials, key=lambda t: t[0])
+    assert factor != 1.0                                       # not the classical step
+    np.testing.assert_allclose(new_theta, theta + delta, rtol=1e-10)
+    gain = (float(value) - loss) / predicted
+    assert float(new_state.damping) == pytest.approx(
+        mu * factor * max(1 / 3, 1 - (2 * gain - 1) ** 3), rel=1e-10)
 
 
 def test_adam_recovers_e_alone(two_free):
