@@ -138,6 +138,16 @@ each; scripts in the session note, all with the committed starts and protocol):
   indentation records 4–9 agree (cos 0.80–1.00). The loss falls monotonically along the line
   from LM's far point to the truth: no second minimum. benchmarks/RESULTS.md, session 14.
 
+* **Several trial dampings per Jacobian (2026-12-07, session 15).** That stall was the damping:
+  after its rejections μ had reached 61 × max diag(JᵀJ), while one fresh Jacobian's steps at
+  1e-4 … 1e-1 × max diag all lower the loss (to 6.0e-4 at 1e-4, the longest step): short steps
+  meet one smooth piece's local slope, long ones the trend. With ``damping_trials = 3`` (steps
+  at μ, μ/10, 10μ from one Jacobian, the lowest loss taken) LM from L-BFGS's 26th iterate
+  (2.80e-3) reaches 8.8e-5 in 12 iterations: E_AM +0.1 %, E_CBD −4.1 %, CED_CBD −0.1 %, CED_AM
+  −9.5 % (Fisher σ at 1 % noise 4.8 %, at the truth), restitution 8 / 17 %, friction 39 / 63 %
+  off (σ 15 / 22 %, 37 / 39 %). From the configured start the same setting takes greedy long
+  steps into the valley of large CED_AM (+264 % at 6.0e-3 after 19 iterations).
+
 Usage::
 
     python experiments/calibration_twin_experiment.py --make-inputs    # data, cases, targets
