@@ -12,7 +12,8 @@ from the config's start, in the unconstrained coordinates θ of calibrate.parame
   Jacobian (counted as p evaluations, its derivative passes) or none (a kept one, after a
   rejected step), and its k trial losses (``damping_trials``, calibrate.fit), so after n
   iterations and E evaluations it has spent (E − k·n)/p Jacobians and k·n losses:
-  (E − k·n)/p · t(Jacobian)/t(loss) + k·n simulations.
+  (E − k·n)/p · t(Jacobian)/t(loss) + k·n simulations. With ``then`` in the config (a second
+  optimiser from the first one's last iterate) each part is costed as its optimiser.
 * **Nelder–Mead** (scipy.optimize.minimize, adaptive simplex) and **CMA-ES** (the ``cma``
   package, σ0 = ``--sigma`` in θ), each with at most ``--budget`` loss evaluations;
 * the number of simulations each needed until its best loss was ≤ L* (or ``--target``), and the
@@ -107,13 +108,22 @@ def run_gradient(objective, settings) -> dict:
     result = fit(objective, settings, progress=progress_printer(objective.parameters))
     # Row i holds the loss at iterate i and the evaluations through iteration i + 1, which
     # found the last iterate's loss too (fit's re-evaluation at the end is not counted).
-    losses = [row["loss"] for row in result.history] + [result.loss]
-    evaluations = [row["evaluations"] for row in result.history]
-    iterations = list(range(1, len(result.history) + 1))
     return {"loss": result.loss, "iterations": result.iterations,
-            "evaluations": evaluations[-1], "losses": losses,
-            "evaluations_at": evaluations + evaluations[-1:],
-            "iterations_at": iterations + iterations[-1:]}
+            "evaluations": result.history[-1]["evaluations"],
+            "losses": [row["loss"] for row in result.history] + [result.loss],
+            "rows": [{k: row[k] for k in ("optimizer", "evaluations")} for row in result.history]}
+
+
+def simulations_through(costs: dict, rows: list) -> float:
+    """Simulations' time of the iterations of ``rows`` (history rows: optimiser, cumulative
+    evaluations), each part costed as its optimiser (module docstring)."""
+    total, counted, start = 0.0, 0, 0
+    for end in range(1, len(rows) + 1):
+        if end == len(rows) or rows[end]["optimizer"] != rows[start]["optimizer"]:
+            evaluations = rows[end - 1]["evaluations"] - counted
+            total += simulations_spent(costs[rows[start]["optimizer"]], evaluations, end - start)
+            counted, start = rows[end - 1]["evaluations"], end
+    return total
 
 
 def run_nelder_mead(objective, theta0, budget: int) -> CountingLoss:
@@ -164,14 +174,14 @@ def main(argv=None) -> int:
     theta0 = objective.parameters.start_theta()
     print("timing a loss and the optimiser's derivative at the start (compiles both) ...",
           flush=True)
-    cost = gradient_cost(objective, theta0, settings)
+    names = [settings.name] + ([settings.then] if settings.then else [])
+    costs = {name: gradient_cost(objective, theta0, dataclasses.replace(settings, name=name))
+             for name in names}
     gradient = run_gradient(objective, settings)
     target = gradient["loss"] if args.target is None else args.target
-    reached = [(e, n) for loss, e, n in zip(gradient["losses"], gradient["evaluations_at"],
-                                             gradient["iterations_at"]) if loss <= target]
-    evaluations, iterations = reached[0] if reached else (gradient["evaluations"],
-                                                          gradient["iterations"])
-    gradient["simulations"] = simulations_spent(cost, evaluations, iterations)
+    reached = [k for k, loss in enumerate(gradient["losses"]) if loss <= target]
+    rows = gradient["rows"][:min(reached[0] + 1, len(gradient["rows"])) if reached else None]
+    gradient["simulations"] = simulations_through(costs, rows)
     print(f"{settings.name}: loss {gradient['losses'][0]:.4e} -> {gradient['loss']:.4e} "
           f"in {gradient['iterations']} iterations, {gradient['evaluations']} evaluations; "
           f"{gradient['simulations']:.0f} simulations' time to the target loss {target:.4e}",
@@ -198,7 +208,7 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"config": args.config, "precision": "float64",
                                "machine": platform.processor() or platform.machine(),
-                               "cost": cost, "target_loss": target, "gradient": gradient,
+                               "costs": costs, "target_loss": target, "gradient": gradient,
                                "budget": args.budget, "methods": methods}, indent=1))
     return 0
 

@@ -33,6 +33,8 @@
     schedule = "cosine"          # adam: constant | cosine | exponential
     damping = 1e-3               # levenberg-marquardt: μ0 / max diag(JᵀJ)
     damping_trials = 1           # levenberg-marquardt: trial steps per Jacobian (μ·10^k)
+    then = "levenberg-marquardt" # optional second optimiser, from the first one's last iterate
+    then_iterations = 20         # its iteration budget
     starts = 1                   # > 1: multi-start (calibrate/multistart.py)
     seed = 0
 

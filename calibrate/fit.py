@@ -38,6 +38,11 @@ checkpoint after every iteration. ``theta`` is the unconstrained vector of the f
   trend, and is rejected, and the classical rule then only raises μ, shortening the steps
   further, while the long Gauss–Newton step, which follows the trend, would be taken.
 
+Two optimisers in one fit: ``then`` names a second one that goes on from the first one's last
+iterate for ``then_iterations`` (e.g. L-BFGS while its steps are long, then Levenberg–Marquardt,
+whose Gauss–Newton steps are not slowed by the conditioning); one history, its rows naming their
+optimiser, the second part's checkpoint in ``out/then``.
+
 Checkpoint: ``checkpoint.npz`` in the output folder, one atomic file holding the iteration, the
 flattened leaves of (theta, optimiser state), the history and the settings it was made with;
 ``resume=True`` restores it and continues exactly where it stopped (same arithmetic: an
@@ -56,7 +61,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -93,6 +98,10 @@ class OptimizerSettings:
         damping: Levenberg–Marquardt's initial damping, relative to max diag(JᵀJ).
         damping_trials: Levenberg–Marquardt's trial steps per Jacobian, at dampings μ·10^k,
             k = 0, −1, 1, −2, … (module docstring); 1 = the classical algorithm.
+        then: a second optimiser (``OPTIMIZERS``) that goes on from the first one's last iterate
+            for ``then_iterations`` more iterations ("" = none), e.g. L-BFGS's descent, then
+            Levenberg–Marquardt where its steps shrink (:func:`fit`).
+        then_iterations: the second optimiser's iteration budget.
         starts: number of starts (1: the configured start; more: :mod:`calibrate.multistart`).
         seed: seed of the sampled starts.
         vmap: run Adam's starts together with ``jax.vmap`` (needs a vmappable simulator).
@@ -108,6 +117,8 @@ class OptimizerSettings:
     memory_size: int = 10
     damping: float = 1e-3
     damping_trials: int = 1
+    then: str = ""
+    then_iterations: int = 0
     starts: int = 1
     seed: int = 0
     vmap: bool = True
@@ -115,6 +126,12 @@ class OptimizerSettings:
     def __post_init__(self):
         if self.name not in OPTIMIZERS:
             raise ValueError(f"[optimizer] name {self.name!r}: choose one of {OPTIMIZERS}")
+        if self.then not in ("", *OPTIMIZERS):
+            raise ValueError(f"[optimizer] then {self.then!r}: choose one of {OPTIMIZERS}, or "
+                             "leave it out for one optimiser")
+        if self.then and self.then_iterations < 1:
+            raise ValueError(f"[optimizer] then = {self.then!r} needs then_iterations >= 1, not "
+                             f"{self.then_iterations!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"[optimizer] schedule {self.schedule!r}: choose one of {SCHEDULES}")
         checks = [("learning_rate", self.learning_rate > 0), ("iterations", self.iterations >= 1),
@@ -429,11 +446,15 @@ def fit(objective: Objective, settings: OptimizerSettings, out=None, resume: boo
         progress=None, theta0=None) -> FitResult:
     """Minimise ``objective.loss`` from ``theta0`` (default: the configured starts).
 
+    With ``settings.then`` a second optimiser goes on from the first one's last iterate (its
+    checkpoint in ``out/then``); the history runs on through both, iterations, evaluations and
+    seconds counted from the start.
+
     Args:
         objective: the calibration problem.
         settings: optimiser and budget.
         out: folder for ``checkpoint.npz``, ``history.json``/``.csv`` (None: nothing written).
-        resume: continue from ``out``'s checkpoint.
+        resume: continue from ``out``'s checkpoint(s).
         progress: called with each history row (e.g. :func:`progress_printer`).
         theta0: unconstrained start vector.
 
@@ -443,6 +464,20 @@ def fit(objective: Objective, settings: OptimizerSettings, out=None, resume: boo
     Raises:
         NonFiniteLoss: the loss or gradient became NaN/inf.
     """
+    first = _fit_with(objective, settings, out, out, resume, progress, theta0, earlier=[])
+    if not settings.then:
+        return first
+    then = replace(settings, name=settings.then, iterations=settings.then_iterations)
+    folder = None if out is None else Path(out) / "then"
+    return _fit_with(objective, then, folder, out,
+                     resume and folder is not None and (folder / CHECKPOINT).is_file(), progress,
+                     first.theta, earlier=first.history)
+
+
+def _fit_with(objective: Objective, settings: OptimizerSettings, out, history_out, resume: bool,
+              progress, theta0, earlier: list) -> FitResult:
+    """One optimiser's part of :func:`fit`: checkpoint in ``out``, history (``earlier`` rows,
+    then its own, numbered on from them) in ``history_out``."""
     parameters = objective.parameters
     optimizer, step = compiled_step(objective, settings)
     theta = parameters.start_theta() if theta0 is None else jnp.asarray(theta0, dtype=float)
@@ -451,18 +486,21 @@ def fit(objective: Objective, settings: OptimizerSettings, out=None, resume: boo
     first, history, stopped = 0, [], None
     if resume:
         first, (theta, state), history, stopped = load_checkpoint(out, (theta, state), meta)
-    evaluations = history[-1]["evaluations"] if history else 0
-    seconds = history[-1]["seconds"] if history else 0.0
+    last = (earlier + history)[-1] if earlier or history else {}
+    evaluations, seconds = last.get("evaluations", 0), last.get("seconds", 0.0)
     for iteration in range(first, settings.iterations if stopped is None else first):
         start = time.perf_counter()
         new_theta, new_state, value, grad_norm, used, accepted = step(theta, state)
         value, grad_norm = float(value), float(grad_norm)
         if not (math.isfinite(value) and math.isfinite(grad_norm)):
-            raise NonFiniteLoss(iteration, value if not math.isfinite(value) else grad_norm,
-                                _last_good(history, parameters))
+            raise NonFiniteLoss(len(earlier) + iteration,
+                                value if not math.isfinite(value) else grad_norm,
+                                _last_good(earlier + history, parameters))
         evaluations += int(used) + (1 if iteration == 0 and settings.name == "lbfgs" else 0)
         seconds += time.perf_counter() - start
-        row = history_row(parameters, iteration, theta, value, grad_norm, evaluations, seconds)
+        row = history_row(parameters, len(earlier) + iteration, theta, value, grad_norm,
+                          evaluations, seconds)
+        row["optimizer"] = settings.name
         # contacts where this iterate lets cohesion collapse the packing (loss.Objective)
         row["collapsing_contacts"] = objective.collapsing_contacts(
             {name: row[name] for name in parameters.free_names})
@@ -480,12 +518,13 @@ def fit(objective: Objective, settings: OptimizerSettings, out=None, resume: boo
             theta, state = new_theta, new_state
         if out is not None:
             save_checkpoint(out, iteration + 1, (theta, state), history, meta, stopped)
-            write_history(out, history)
+            write_history(history_out, earlier + history)
         if progress is not None:
             progress(row)
         if stopped is not None:
             break
     value = float(objective.loss_jit(theta))
+    history = earlier + history
     if not math.isfinite(value):
         raise NonFiniteLoss(len(history), value, _last_good(history, parameters))
     return FitResult(np.asarray(theta), free_values(parameters, theta), value, history,

@@ -67,7 +67,7 @@ def multistart(objective: Objective, settings: OptimizerSettings, out=None, resu
                progress=None) -> MultiStartResult:
     """Run ``settings.starts`` fits (see module docstring) and summarise them."""
     starts = start_points(objective.parameters, settings.starts, settings.seed)
-    if settings.name == "adam" and settings.vmap and objective.traceable:
+    if settings.name == "adam" and settings.vmap and objective.traceable and not settings.then:
         return _batched_adam(objective, settings, starts, out, resume, progress)
     return _one_after_another(objective, settings, starts, out, resume, progress)
 

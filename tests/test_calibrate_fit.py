@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from calibrate.fit import (LevenbergMarquardt, NonFiniteLoss, OptimizerSettings, damping_factors,
-                          fit, levenberg_marquardt_step, progress_printer)
+                          fit, levenberg_marquardt_step, optimizer_settings, progress_printer)
 from calibrate.identifiability import identifiability
 from calibrate.loss import Objective
 from calibrate.multistart import multistart
@@ -220,6 +220,49 @@ def test_interrupted_fit_resumed_equals_an_uninterrupted_one(four_free, tmp_path
         fit(problem, replace(settings, learning_rate=0.1), tmp_path / "parts", resume=True)
     with pytest.raises(ValueError, match="no checkpoint"):
         fit(problem, settings, tmp_path / "empty", resume=True)
+
+
+def test_lbfgs_then_levenberg_marquardt_runs_on_as_one_fit(four_free, tmp_path):
+    """``then``: Levenberg–Marquardt goes on from L-BFGS's last iterate, one history numbered
+    on through both (evaluations and seconds too), its checkpoint in ``out/then``; interrupted
+    in the second part and resumed, the fit equals an uninterrupted one; and it recovers E and
+    CED as LM alone does."""
+    problem = four_free
+    settings = OptimizerSettings(name="lbfgs", iterations=3, then="levenberg-marquardt",
+                                 then_iterations=12, damping_trials=2)
+    whole = fit(problem, settings, tmp_path / "whole")
+    lbfgs = fit(problem, replace(settings, then=""))
+    history = whole.history
+    assert [row["iteration"] for row in history] == list(range(len(history)))
+    assert [row["loss"] for row in history[:3]] == [row["loss"] for row in lbfgs.history]
+    assert history[3]["loss"] == pytest.approx(lbfgs.loss, rel=1e-12)     # LM starts there
+    assert history[3]["evaluations"] == lbfgs.evaluations - 1 + len(lbfgs.theta) + 2
+    assert all(b["evaluations"] > a["evaluations"] and b["seconds"] >= a["seconds"]
+               for a, b in zip(history, history[1:]))
+    assert (tmp_path / "whole" / "then" / "checkpoint.npz").is_file()
+    assert len(json.loads((tmp_path / "whole" / "history.json").read_text())) == len(history)
+    assert whole.loss < 1e-15
+    for name in ("AM.E_GPa", "AM.ced_J_m3"):
+        assert whole.values[name] == pytest.approx(TRUE[name], rel=1e-6)
+
+    def interrupt(row):
+        if row["iteration"] == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(problem, settings, tmp_path / "parts", progress=interrupt)
+    resumed = fit(problem, settings, tmp_path / "parts", resume=True)
+    np.testing.assert_array_equal(resumed.theta, whole.theta)
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in history]
+    assert resumed.evaluations == whole.evaluations
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"then": "newton"}, "then 'newton'"),
+    ({"then": "levenberg-marquardt"}, "then_iterations >= 1")])
+def test_a_second_optimiser_must_be_known_and_have_a_budget(table, message):
+    with pytest.raises(ValueError, match=message):
+        optimizer_settings({"name": "lbfgs", **table})
 
 
 def nan_above(limit_gpa):
