@@ -340,7 +340,10 @@ def recovery(config, values: dict) -> dict:
 
 
 def run_fit(objective, config, name: str, out: Path, print_line=print) -> dict:
-    settings = replace(config.optimizer, name=name)
+    """Fit with the optimiser ``name``: the configured one as configured (with its ``then``),
+    another one alone."""
+    settings = config.optimizer if name == config.optimizer.name else \
+        replace(config.optimizer, name=name, then="", then_iterations=0)
     folder = out / name
     clock = time.perf_counter()
     result = fit(objective, settings, folder, progress=progress_printer(objective.parameters,
