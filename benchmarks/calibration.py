@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import itertools
 import json
 import platform
 import sys
@@ -117,12 +118,11 @@ def run_gradient(objective, settings) -> dict:
 def simulations_through(costs: dict, rows: list) -> float:
     """Simulations' time of the iterations of ``rows`` (history rows: optimiser, cumulative
     evaluations), each part costed as its optimiser (module docstring)."""
-    total, counted, start = 0.0, 0, 0
-    for end in range(1, len(rows) + 1):
-        if end == len(rows) or rows[end]["optimizer"] != rows[start]["optimizer"]:
-            evaluations = rows[end - 1]["evaluations"] - counted
-            total += simulations_spent(costs[rows[start]["optimizer"]], evaluations, end - start)
-            counted, start = rows[end - 1]["evaluations"], end
+    total, counted = 0.0, 0
+    for name, part in itertools.groupby(rows, key=lambda row: row["optimizer"]):
+        part = list(part)
+        total += simulations_spent(costs[name], part[-1]["evaluations"] - counted, len(part))
+        counted = part[-1]["evaluations"]
     return total
 
 
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
     gradient = run_gradient(objective, settings)
     target = gradient["loss"] if args.target is None else args.target
     reached = [k for k, loss in enumerate(gradient["losses"]) if loss <= target]
-    rows = gradient["rows"][:min(reached[0] + 1, len(gradient["rows"])) if reached else None]
+    rows = gradient["rows"][:reached[0] + 1] if reached else gradient["rows"]
     gradient["simulations"] = simulations_through(costs, rows)
     print(f"{settings.name}: loss {gradient['losses'][0]:.4e} -> {gradient['loss']:.4e} "
           f"in {gradient['iterations']} iterations, {gradient['evaluations']} evaluations; "
