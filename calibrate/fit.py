@@ -160,6 +160,9 @@ def optimizer_settings(table: dict) -> OptimizerSettings:
         elif not (type(value) is kind or (kind is int and number and float(value).is_integer())):
             raise ValueError(f"[optimizer] {key} = {value!r} must be of type {kind.__name__}")
         values[key] = kind(value)
+    if "then_iterations" in values and not values.get("then"):
+        raise ValueError("[optimizer] then_iterations is set but then is not: name the second "
+                         f"optimiser (then = one of {OPTIMIZERS}) or remove then_iterations")
     return OptimizerSettings(**values)
 
 

@@ -259,7 +259,8 @@ def test_lbfgs_then_levenberg_marquardt_runs_on_as_one_fit(four_free, tmp_path):
 
 @pytest.mark.parametrize("table, message", [
     ({"then": "newton"}, "then 'newton'"),
-    ({"then": "levenberg-marquardt"}, "then_iterations >= 1")])
+    ({"then": "levenberg-marquardt"}, "then_iterations >= 1"),
+    ({"then_iterations": 20}, "then_iterations is set but then is not")])
 def test_a_second_optimiser_must_be_known_and_have_a_budget(table, message):
     with pytest.raises(ValueError, match=message):
         optimizer_settings({"name": "lbfgs", **table})
