@@ -38,6 +38,19 @@ checkpoint after every iteration. ``theta`` is the unconstrained vector of the f
   trend, and is rejected, and the classical rule then only raises μ, shortening the steps
   further, while the long Gauss–Newton step, which follows the trend, would be taken.
 
+Smoothing (``smoothing_pairs`` K > 0): the optimiser works on the residuals averaged over 2K
+fixed antithetic perturbations ±z_k of θ (:meth:`calibrate.loss.Objective.smoothed`), drawn
+once, at the optimiser's start θ0, from the Gauss–Newton posterior N(0, σ²(JᵀJ)⁻¹) with
+σ² = ``smoothing_sigma2`` (the variance of the normalised residuals whose resolution the fit
+needs, e.g. the ``[identifiability]`` noise): along each eigenvector of JᵀJ (eigenvalue λ)
+the spread is min(σ/√λ, ``SMOOTHING_CAP``). The perturbations are then as wide as the data
+resolve the parameters in each direction: a replay's kinks shorter than that average out
+(where the single loss has bumps of ~1e-4 across the weak friction direction of the twin
+experiment, benchmarks/RESULTS.md, session 16), while the quadratic bowl's minimum stays put.
+Each residual then costs 2K simulations, and the history's ``loss`` is the unsmoothed loss
+(one simulation more per iteration), the optimiser's own in ``smoothed_loss``. With ``then``,
+the smoothing is the second optimiser's (the first one's long steps need none).
+
 Two optimisers in one fit: ``then`` names a second one that goes on from the first one's last
 iterate for ``then_iterations`` (e.g. L-BFGS while its steps are long, then Levenberg–Marquardt,
 whose Gauss–Newton steps are not slowed by the conditioning); one history, its rows naming their
@@ -78,6 +91,7 @@ SCHEDULES = ("constant", "cosine", "exponential")
 CHECKPOINT = "checkpoint.npz"
 LARGEST_DAMPING = 1e12       # Levenberg–Marquardt μ / max diag(JᵀJ) beyond which no step
                              # decreases the loss: the fit stops
+SMOOTHING_CAP = 0.5          # largest smoothing spread along one eigenvector of JᵀJ, in θ
 DAMPING_RUNG = 10.0          # ratio of neighbouring trial dampings (``damping_trials``)
 
 
@@ -102,6 +116,10 @@ class OptimizerSettings:
             for ``then_iterations`` more iterations ("" = none), e.g. L-BFGS's descent, then
             Levenberg–Marquardt where its steps shrink (:func:`fit`).
         then_iterations: the second optimiser's iteration budget.
+        smoothing_pairs: K antithetic pairs of perturbations that the (last) optimiser's
+            residuals are averaged over (0 = none; module docstring).
+        smoothing_sigma2: residual variance σ² that sets the perturbations' spread
+            N(0, σ²(JᵀJ)⁻¹) (needed when smoothing_pairs > 0).
         starts: number of starts (1: the configured start; more: :mod:`calibrate.multistart`).
         seed: seed of the sampled starts.
         vmap: run Adam's starts together with ``jax.vmap`` (needs a vmappable simulator).
@@ -119,6 +137,8 @@ class OptimizerSettings:
     damping_trials: int = 1
     then: str = ""
     then_iterations: int = 0
+    smoothing_pairs: int = 0
+    smoothing_sigma2: float = 0.0
     starts: int = 1
     seed: int = 0
     vmap: bool = True
@@ -132,13 +152,18 @@ class OptimizerSettings:
         if self.then and self.then_iterations < 1:
             raise ValueError(f"[optimizer] then = {self.then!r} needs then_iterations >= 1, not "
                              f"{self.then_iterations!r}")
+        if self.smoothing_pairs > 0 and not self.smoothing_sigma2 > 0:
+            raise ValueError(f"[optimizer] smoothing_pairs = {self.smoothing_pairs} needs "
+                             "smoothing_sigma2 > 0, the variance of the normalised residuals "
+                             "that sets the perturbations' spread (e.g. [identifiability] sigma2)")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"[optimizer] schedule {self.schedule!r}: choose one of {SCHEDULES}")
         checks = [("learning_rate", self.learning_rate > 0), ("iterations", self.iterations >= 1),
                   ("clip", self.clip >= 0), ("decay", 0 < self.decay <= 1),
                   ("tolerance", self.tolerance >= 0), ("memory_size", self.memory_size >= 1),
                   ("damping", self.damping > 0), ("damping_trials", self.damping_trials >= 1),
-                  ("starts", self.starts >= 1)]
+                  ("starts", self.starts >= 1), ("smoothing_pairs", self.smoothing_pairs >= 0),
+                  ("smoothing_sigma2", self.smoothing_sigma2 >= 0)]
         for key, ok in checks:
             if not ok:
                 raise ValueError(f"[optimizer] {key} = {getattr(self, key)!r} is out of range")
@@ -278,6 +303,20 @@ def damping_factors(trials: int) -> np.ndarray:
     return DAMPING_RUNG ** np.asarray(exponents, dtype=float)
 
 
+def smoothing_perturbations(jacobian, sigma2: float, pairs: int, seed: int) -> np.ndarray:
+    """2·``pairs`` antithetic perturbations ±z_k of θ, z_k = V diag(s) ξ_k with ξ_k ~ N(0, I),
+    JᵀJ = V diag(λ) Vᵀ and s = min(√(σ²/λ), ``SMOOTHING_CAP``): draws of the Gauss–Newton
+    posterior N(0, σ²(JᵀJ)⁻¹) of the parameters, capped along directions the data do not see
+    (module docstring)."""
+    jacobian = np.asarray(jacobian, dtype=float)
+    curvature, directions = np.linalg.eigh(jacobian.T @ jacobian)
+    spread = np.minimum(np.sqrt(sigma2 / np.maximum(curvature, np.finfo(float).tiny)),
+                        SMOOTHING_CAP)
+    draws = np.random.default_rng(seed).standard_normal((pairs, jacobian.shape[1]))
+    half = (draws * spread) @ directions.T
+    return np.concatenate([half, -half])
+
+
 def levenberg_marquardt_step(objective: Objective, initial_damping: float, trials: int = 1):
     """Pure ``step(theta, state) -> (theta', state', loss(theta), |∇loss|, evaluations,
     accepted)`` of Levenberg–Marquardt (module docstring; ``state`` a
@@ -290,9 +329,6 @@ def levenberg_marquardt_step(objective: Objective, initial_damping: float, trial
     residuals = objective.residuals
     factors = damping_factors(trials)
 
-    def evaluate(theta):
-        return objective.residuals_and_jacobian(objective.parameters.values, theta)
-
     def trial_residuals(points):
         if objective.traceable:
             return lax.map(residuals, points)
@@ -303,9 +339,9 @@ def levenberg_marquardt_step(objective: Objective, initial_damping: float, trial
             return state.residuals, state.jacobian
 
         if objective.traceable:
-            r, jacobian = lax.cond(state.current, reuse, evaluate, theta)
+            r, jacobian = lax.cond(state.current, reuse, objective.jacobian, theta)
         else:
-            r, jacobian = (reuse if bool(state.current) else evaluate)(theta)
+            r, jacobian = (reuse if bool(state.current) else objective.jacobian)(theta)
         gradient, curvature = jacobian.T @ r, jacobian.T @ jacobian
         largest = jnp.max(jnp.diag(curvature))
         damping = jnp.where(state.damping < 0, initial_damping * largest, state.damping)
@@ -426,7 +462,8 @@ def write_history(folder, history: list):
     (folder / "history.json").write_text(json.dumps(history, indent=1))
     if not history:
         return
-    columns = [k for k in history[0] if k not in ("theta", "collapsing_contacts")]
+    columns = [k for k in dict.fromkeys(k for row in history for k in row)
+               if k not in ("theta", "collapsing_contacts")]
     with (folder / "history.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, columns, extrasaction="ignore")
         writer.writeheader()
@@ -467,7 +504,8 @@ def fit(objective: Objective, settings: OptimizerSettings, out=None, resume: boo
     Raises:
         NonFiniteLoss: the loss or gradient became NaN/inf.
     """
-    first = _fit_with(objective, settings, out, out, resume, progress, theta0, earlier=[])
+    first = _fit_with(objective, replace(settings, smoothing_pairs=0) if settings.then
+                      else settings, out, out, resume, progress, theta0, earlier=[])
     if not settings.then:
         return first
     then = replace(settings, name=settings.then, iterations=settings.then_iterations)
@@ -482,8 +520,15 @@ def _fit_with(objective: Objective, settings: OptimizerSettings, out, history_ou
     """One optimiser's part of :func:`fit`: checkpoint in ``out``, history (``earlier`` rows,
     then its own, numbered on from them) in ``history_out``."""
     parameters = objective.parameters
-    optimizer, step = compiled_step(objective, settings)
     theta = parameters.start_theta() if theta0 is None else jnp.asarray(theta0, dtype=float)
+    plain, smoothing_seconds = objective, 0.0
+    if settings.smoothing_pairs:
+        start = time.perf_counter()
+        _, jacobian = objective.jit(objective.jacobian)(theta)
+        objective = objective.smoothed(smoothing_perturbations(
+            jacobian, settings.smoothing_sigma2, settings.smoothing_pairs, settings.seed))
+        smoothing_seconds = time.perf_counter() - start
+    optimizer, step = compiled_step(objective, settings)
     state = initial_state(optimizer, step, theta, objective.traceable)
     meta = problem_meta(objective, settings, {"theta0": [float(t) for t in np.asarray(theta)]})
     first, history, stopped = 0, [], None
@@ -491,6 +536,9 @@ def _fit_with(objective: Objective, settings: OptimizerSettings, out, history_ou
         first, (theta, state), history, stopped = load_checkpoint(out, (theta, state), meta)
     last = (earlier + history)[-1] if earlier or history else {}
     evaluations, seconds = last.get("evaluations", 0), last.get("seconds", 0.0)
+    if plain is not objective and not history:     # the perturbations' Jacobian, counted once
+        evaluations += plain.jacobian_passes(theta.shape[0])
+        seconds += smoothing_seconds
     for iteration in range(first, settings.iterations if stopped is None else first):
         start = time.perf_counter()
         new_theta, new_state, value, grad_norm, used, accepted = step(theta, state)
@@ -499,11 +547,16 @@ def _fit_with(objective: Objective, settings: OptimizerSettings, out, history_ou
             raise NonFiniteLoss(len(earlier) + iteration,
                                 value if not math.isfinite(value) else grad_norm,
                                 _last_good(earlier + history, parameters))
-        evaluations += int(used) + (1 if iteration == 0 and settings.name == "lbfgs" else 0)
+        evaluations += objective.samples * (
+            int(used) + (1 if iteration == 0 and settings.name == "lbfgs" else 0))
+        row_loss = value if plain is objective else float(plain.loss_jit(theta))
+        evaluations += 0 if plain is objective else 1
         seconds += time.perf_counter() - start
-        row = history_row(parameters, len(earlier) + iteration, theta, value, grad_norm,
+        row = history_row(parameters, len(earlier) + iteration, theta, row_loss, grad_norm,
                           evaluations, seconds)
         row["optimizer"] = settings.name
+        if plain is not objective:
+            row["smoothed_loss"] = value
         # contacts where this iterate lets cohesion collapse the packing (loss.Objective)
         row["collapsing_contacts"] = objective.collapsing_contacts(
             {name: row[name] for name in parameters.free_names})
@@ -526,7 +579,7 @@ def _fit_with(objective: Objective, settings: OptimizerSettings, out, history_ou
             progress(row)
         if stopped is not None:
             break
-    value = float(objective.loss_jit(theta))
+    value = float(plain.loss_jit(theta))
     history = earlier + history
     if not math.isfinite(value):
         raise NonFiniteLoss(len(history), value, _last_good(history, parameters))

@@ -13,10 +13,19 @@ residuals are
 so each curve contributes its weighted mean squared relative misfit, whatever its unit and its
 number of points. ``residuals`` feeds Gauss–Newton (:mod:`calibrate.identifiability`), ``loss``
 the optimisers.
+
+A smoothed objective (:meth:`Objective.smoothed`) averages the residuals over fixed perturbations
+z_k of the unconstrained parameters: r̄(θ) = (1/K) Σ_k r(θ + z_k), its Jacobian the mean of
+theirs. With antithetic pairs (±z) the average leaves a residual that is linear in θ unchanged,
+so the minimum of a zero-residual problem moves only by the curvature of r, while roughness on
+scales shorter than the perturbations (the DEM replays' contact events) averages out: a
+Gaussian-smoothing ("mollified") objective with common random numbers, deterministic between
+iterations (Nesterov & Spokoiny, Found. Comput. Math. 17, 527 (2017), §2, for the smoothing).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import jax
@@ -79,8 +88,41 @@ class Objective:
         self.forward_simulator = forward_version(simulator)
         self.residual_count = sum(len(target.x) for target in self.targets)
         self.jit = jax.jit if self.traceable else (lambda function: function)
+        self.perturbations = None       # (K, n_free) of a smoothed objective (smoothed)
+        self.unsmoothed = self
         self.loss_jit = self.jit(self.loss)
         self.compiled_steps = {}        # optimiser steps by settings (calibrate.fit)
+
+    def smoothed(self, perturbations) -> Objective:
+        """This problem with residuals averaged over ``perturbations`` (K × n_free, in θ) of
+        the parameters (module docstring); its ``unsmoothed`` is this objective. Every residual
+        costs K simulations (``samples``)."""
+        perturbations = jnp.asarray(perturbations, dtype=float)
+        count = len(self.parameters.free_names)
+        if perturbations.ndim != 2 or perturbations.shape[1] != count or not len(perturbations):
+            raise ValueError(f"smoothing perturbations have shape {perturbations.shape}; they "
+                             f"must be (K >= 1, {count}), one column per free parameter")
+        smooth = copy.copy(self)
+        smooth.perturbations = perturbations
+        smooth.unsmoothed = self
+        smooth.loss_jit = smooth.jit(smooth.loss)
+        smooth.compiled_steps = {}
+        return smooth
+
+    @property
+    def samples(self) -> int:
+        """Simulations per residual evaluation: 1, or the smoothing perturbations' count."""
+        return 1 if self.perturbations is None else len(self.perturbations)
+
+    def _averaged(self, function, theta):
+        """Mean of ``function(theta + z)`` over the perturbations (a pytree of arrays), one
+        simulation after another (``lax.map``: memory of one)."""
+        if self.traceable:
+            outputs = jax.lax.map(lambda z: function(theta + z), self.perturbations)
+        else:
+            outputs = jax.tree.map(lambda *leaves: jnp.stack(leaves),
+                                   *[function(theta + z) for z in self.perturbations])
+        return jax.tree.map(lambda leaf: jnp.mean(leaf, axis=0), outputs)
 
     def materials(self, values: dict):
         return materials_from_parameters(self.base, values, self.mixing)
@@ -114,8 +156,20 @@ class Objective:
         return jnp.concatenate(parts)
 
     def residuals(self, theta) -> jnp.ndarray:
-        """Normalised weighted residuals at unconstrained ``theta`` (see module docstring)."""
-        return self.residuals_from_values(self.parameters.values(theta))
+        """Normalised weighted residuals at unconstrained ``theta`` (see module docstring),
+        averaged over the perturbations of a smoothed objective."""
+        def plain(theta):
+            return self.residuals_from_values(self.parameters.values(theta))
+
+        return plain(theta) if self.perturbations is None else self._averaged(plain, theta)
+
+    def jacobian(self, theta) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """:meth:`residuals` and their Jacobian ∂r/∂θ at unconstrained ``theta`` (both averaged
+        over the perturbations of a smoothed objective)."""
+        def plain(theta):
+            return self.residuals_and_jacobian(self.parameters.values, theta)
+
+        return plain(theta) if self.perturbations is None else self._averaged(plain, theta)
 
     def forward_jacobian(self, size: int) -> bool:
         """Whether :meth:`residuals_and_jacobian` takes forward mode for a vector of ``size``

@@ -12,8 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from calibrate.fit import (LevenbergMarquardt, NonFiniteLoss, OptimizerSettings, damping_factors,
-                          fit, levenberg_marquardt_step, optimizer_settings, progress_printer)
+from calibrate.fit import (SMOOTHING_CAP, LevenbergMarquardt, NonFiniteLoss, OptimizerSettings,
+                          damping_factors, fit, levenberg_marquardt_step, optimizer_settings,
+                          progress_printer, smoothing_perturbations)
 from calibrate.identifiability import identifiability
 from calibrate.loss import Objective
 from calibrate.multistart import multistart
@@ -257,8 +258,86 @@ def test_lbfgs_then_levenberg_marquardt_runs_on_as_one_fit(four_free, tmp_path):
     assert resumed.evaluations == whole.evaluations
 
 
+def test_smoothed_objective_averages_residuals_and_jacobians(four_free):
+    """A smoothed objective's residuals and Jacobian are the means of the plain ones at θ + z_k;
+    each costs one simulation per perturbation; a perturbation matrix of the wrong shape is an
+    error."""
+    problem = four_free
+    theta = problem.parameters.theta_from_values({n: v * 1.2 for n, v in TRUE.items()})
+    half = np.random.default_rng(3).normal(scale=0.05, size=(2, len(theta)))
+    perturbations = np.concatenate([half, -half])
+    smooth = problem.smoothed(perturbations)
+    assert smooth.samples == 4 and problem.samples == 1 and smooth.unsmoothed is problem
+    plain = [problem.jacobian(theta + z) for z in perturbations]
+    r, jacobian = smooth.jacobian(theta)
+    np.testing.assert_allclose(r, np.mean([p[0] for p in plain], axis=0), rtol=1e-12)
+    np.testing.assert_allclose(jacobian, np.mean([p[1] for p in plain], axis=0), rtol=1e-12)
+    np.testing.assert_allclose(smooth.residuals(theta), r, rtol=1e-12)
+    assert float(smooth.loss_jit(theta)) == pytest.approx(float(r @ r), rel=1e-12)
+    assert float(smooth.loss(theta)) != pytest.approx(float(problem.loss(theta)), rel=1e-6)
+    with pytest.raises(ValueError, match="one column per free parameter"):
+        problem.smoothed(perturbations[:, :2])
+
+
+def test_smoothing_perturbations_sample_the_capped_gauss_newton_posterior():
+    """±z_k with z ~ N(0, σ²(JᵀJ)⁻¹), the spread along an eigenvector of JᵀJ capped at
+    SMOOTHING_CAP (here the direction the residuals hardly see); the same seed gives the same
+    draws."""
+    jacobian = np.array([[2.0, 1.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1e-6], [0.0, 0.0, 0.0]])
+    sigma2, pairs = 1e-2, 20000
+    z = smoothing_perturbations(jacobian, sigma2, pairs, seed=7)
+    assert z.shape == (2 * pairs, 3)
+    np.testing.assert_array_equal(z[:pairs], -z[pairs:])
+    np.testing.assert_array_equal(z, smoothing_perturbations(jacobian, sigma2, pairs, seed=7))
+    curvature, directions = np.linalg.eigh(jacobian.T @ jacobian)
+    variance = np.minimum(sigma2 / curvature, SMOOTHING_CAP ** 2)
+    assert variance[0] == SMOOTHING_CAP ** 2 and (variance[1:] < SMOOTHING_CAP ** 2).all()
+    sampled = directions.T @ np.cov(z.T, bias=True) @ directions
+    np.testing.assert_allclose(np.diag(sampled), variance, rtol=0.03)
+    assert abs(sampled[0, 1]) < 0.03 * np.sqrt(variance[0] * variance[1])
+
+
+def test_levenberg_marquardt_on_smoothed_residuals_after_lbfgs(four_free, tmp_path):
+    """``smoothing_pairs`` with ``then``: L-BFGS on the plain loss, then Levenberg–Marquardt on
+    the residuals averaged over 2 antithetic pairs drawn at its start; the history's ``loss``
+    is the plain loss at each iterate, ``smoothed_loss`` the optimiser's; evaluations count
+    every simulation (the perturbations' Jacobian, 4 per residual, one plain loss a row);
+    narrow perturbations keep the zero-residual minimum (E and CED to 1e-6); an interrupted
+    smoothed part resumes to the same fit."""
+    problem = four_free
+    settings = OptimizerSettings(name="lbfgs", iterations=3, then="levenberg-marquardt",
+                                 then_iterations=12, damping_trials=2, smoothing_pairs=2,
+                                 smoothing_sigma2=1e-14)
+    whole = fit(problem, settings, tmp_path / "whole")
+    history, free = whole.history, len(whole.theta)
+    assert "smoothed_loss" not in history[2] and "smoothed_loss" in history[3]
+    assert history[3]["evaluations"] - history[2]["evaluations"] == (
+        free + 4 * (free + 2) + 1)              # the plain Jacobian at the start, then
+    assert history[4]["evaluations"] - history[3]["evaluations"] in (   # fresh or kept J
+        4 * (free + 2) + 1, 4 * 2 + 1)
+    for row in history[3:]:
+        assert row["loss"] == pytest.approx(float(problem.loss(np.array(row["theta"]))),
+                                            rel=1e-12)
+        assert row["smoothed_loss"] != row["loss"]
+    assert "smoothed_loss" in (tmp_path / "whole" / "history.csv").read_text().splitlines()[0]
+    for name in ("AM.E_GPa", "AM.ced_J_m3"):
+        assert whole.values[name] == pytest.approx(TRUE[name], rel=1e-6)
+    assert whole.loss == pytest.approx(float(problem.loss(whole.theta)), rel=1e-12)
+
+    def interrupt(row):
+        if row["iteration"] == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(problem, settings, tmp_path / "parts", progress=interrupt)
+    resumed = fit(problem, settings, tmp_path / "parts", resume=True)
+    np.testing.assert_array_equal(resumed.theta, whole.theta)
+    assert [r["evaluations"] for r in resumed.history] == [r["evaluations"] for r in history]
+
+
 @pytest.mark.parametrize("table, message", [
     ({"then": "newton"}, "then 'newton'"),
+    ({"smoothing_pairs": 2}, "needs smoothing_sigma2 > 0"),
     ({"then": "levenberg-marquardt"}, "then_iterations >= 1"),
     ({"then_iterations": 20}, "then_iterations is set but then is not")])
 def test_a_second_optimiser_must_be_known_and_have_a_budget(table, message):
