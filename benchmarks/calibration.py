@@ -12,8 +12,11 @@ from the config's start, in the unconstrained coordinates θ of calibrate.parame
   Jacobian (counted as p evaluations, its derivative passes) or none (a kept one, after a
   rejected step), and its k trial losses (``damping_trials``, calibrate.fit), so after n
   iterations and E evaluations it has spent (E − k·n)/p Jacobians and k·n losses:
-  (E − k·n)/p · t(Jacobian)/t(loss) + k·n simulations. With ``then`` in the config (a second
-  optimiser from the first one's last iterate) each part is costed as its optimiser.
+  (E − k·n)/p · t(Jacobian)/t(loss) + k·n simulations. A smoothed optimiser
+  (``smoothing_pairs`` P, calibrate.fit) spends S = 2P simulations per residual and one
+  unsmoothed loss per iteration: (E − (S·k + 1)·n)/p Jacobians, (S·k + 1)·n losses, and for
+  L-BFGS or Adam c·(E − n) + n. With ``then`` in the config (a second optimiser from the first
+  one's last iterate, the smoothed one if any) each part is costed as its optimiser.
 * **Nelder–Mead** (scipy.optimize.minimize, adaptive simplex) and **CMA-ES** (the ``cma``
   package, σ0 = ``--sigma`` in θ), each with at most ``--budget`` loss evaluations;
 * the number of simulations each needed until its best loss was ≤ L* (or ``--target``), and the
@@ -82,26 +85,29 @@ def gradient_cost(objective, theta, settings) -> dict:
     simulations (module docstring)."""
     import jax
     loss = seconds_per_call(objective.loss_jit, theta)
+    samples = 2 * settings.smoothing_pairs or 1
     if settings.name != "levenberg-marquardt":
         both = seconds_per_call(jax.jit(jax.value_and_grad(objective.loss)), theta)
         return {"loss_seconds": loss, "value_and_grad_seconds": both,
-                "forward_equivalents": both / loss}
+                "forward_equivalents": both / loss, "samples": samples}
     jacobian = seconds_per_call(jax.jit(functools.partial(
         objective.residuals_and_jacobian, objective.parameters.values)), theta)
     return {"loss_seconds": loss, "jacobian_seconds": jacobian,
             "forward_jacobian": objective.forward_jacobian(len(theta)),
             "jacobian_in_losses": jacobian / loss,
-            "passes": objective.jacobian_passes(len(theta)), "trials": settings.damping_trials}
+            "passes": objective.jacobian_passes(len(theta)), "trials": settings.damping_trials,
+            "samples": samples}
 
 
 def simulations_spent(cost: dict, evaluations: int, iterations: int) -> float:
     """Simulations' time of ``evaluations`` over ``iterations`` iterations (module
     docstring)."""
+    samples = cost.get("samples", 1)
+    plain_losses = iterations if samples > 1 else 0     # the history's unsmoothed loss
     if "jacobian_in_losses" not in cost:
-        return evaluations * cost["forward_equivalents"]
-    trial_losses = iterations * cost["trials"]
-    return (evaluations - trial_losses) / cost["passes"] * cost["jacobian_in_losses"] \
-        + trial_losses
+        return (evaluations - plain_losses) * cost["forward_equivalents"] + plain_losses
+    losses = iterations * samples * cost["trials"] + plain_losses
+    return (evaluations - losses) / cost["passes"] * cost["jacobian_in_losses"] + losses
 
 
 def run_gradient(objective, settings) -> dict:
@@ -174,9 +180,12 @@ def main(argv=None) -> int:
     theta0 = objective.parameters.start_theta()
     print("timing a loss and the optimiser's derivative at the start (compiles both) ...",
           flush=True)
-    names = [settings.name] + ([settings.then] if settings.then else [])
-    costs = {name: gradient_cost(objective, theta0, dataclasses.replace(settings, name=name))
-             for name in names}
+    if settings.then == settings.name:
+        raise SystemExit(f"--config: then = {settings.then!r} repeats the first optimiser; the "
+                         "benchmark costs the parts by optimiser name")
+    parts = ([dataclasses.replace(settings, smoothing_pairs=0),      # as calibrate.fit.fit
+              dataclasses.replace(settings, name=settings.then)] if settings.then else [settings])
+    costs = {part.name: gradient_cost(objective, theta0, part) for part in parts}
     gradient = run_gradient(objective, settings)
     target = gradient["loss"] if args.target is None else args.target
     reached = [k for k, loss in enumerate(gradient["losses"]) if loss <= target]

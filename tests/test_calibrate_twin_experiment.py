@@ -255,6 +255,14 @@ def test_benchmark_costs_each_part_of_a_two_optimiser_fit_as_its_optimiser():
     assert benchmark.simulations_through(costs, rows[:2]) == 4 * 6.0
     assert benchmark.simulations_through(costs, rows) == pytest.approx(
         5 * 6.0 + 2 * 14.0 + 3 * 3)
+    # smoothed LM, 2 pairs: the plain Jacobian at its start, then 4 samples per residual and
+    # one plain loss a row (fresh Jacobian, kept one)
+    costs["levenberg-marquardt"]["samples"] = 4
+    evaluations = [2, 4, 5, 5 + 8 + 4 * 11 + 1, 5 + 8 + 4 * 11 + 1 + 4 * 3 + 1]
+    rows = [{"optimizer": "lbfgs" if k < 3 else "levenberg-marquardt", "evaluations": e}
+            for k, e in enumerate(evaluations)]
+    assert benchmark.simulations_through(costs, rows) == pytest.approx(
+        5 * 6.0 + 5 * 14.0 + 2 * (4 * 3 + 1))
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "levenberg-marquardt"])
