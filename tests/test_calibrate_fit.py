@@ -200,23 +200,29 @@ def test_identifiability_finds_the_modulus_combination_and_widens_with_noise():
     assert analysis.ci_lower[ced] < 6e8 < analysis.ci_upper[ced]
 
 
+def assert_resumes_to(whole, problem, settings, folder, at_iteration):
+    """Interrupted after history row ``at_iteration`` and resumed from its checkpoint in
+    ``folder``, the fit ends as the uninterrupted ``whole``: same θ, losses and evaluations."""
+    def interrupt(row):
+        if row["iteration"] == at_iteration:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(problem, settings, folder, progress=interrupt)
+    assert len(json.loads((folder / "history.json").read_text())) == at_iteration + 1
+    resumed = fit(problem, settings, folder, resume=True)
+    np.testing.assert_array_equal(resumed.theta, whole.theta)
+    for key in ("loss", "evaluations"):
+        assert [r[key] for r in resumed.history] == [r[key] for r in whole.history]
+    assert resumed.evaluations == whole.evaluations
+
+
 @pytest.mark.parametrize("name", ["adam", "lbfgs", "levenberg-marquardt"])
 def test_interrupted_fit_resumed_equals_an_uninterrupted_one(four_free, tmp_path, name):
     problem = four_free
     settings = OptimizerSettings(name=name, iterations=10, learning_rate=0.05, tolerance=0.0)
     whole = fit(problem, settings, tmp_path / "whole")
-
-    def interrupt(row):
-        if row["iteration"] == 4:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        fit(problem, settings, tmp_path / "parts", progress=interrupt)
-    assert len(json.loads((tmp_path / "parts" / "history.json").read_text())) == 5
-    resumed = fit(problem, settings, tmp_path / "parts", resume=True)
-    np.testing.assert_array_equal(resumed.theta, whole.theta)
-    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in whole.history]
-    assert resumed.evaluations == whole.evaluations
+    assert_resumes_to(whole, problem, settings, tmp_path / "parts", 4)
     with pytest.raises(ValueError, match="other settings"):
         fit(problem, replace(settings, learning_rate=0.1), tmp_path / "parts", resume=True)
     with pytest.raises(ValueError, match="no checkpoint"):
@@ -245,17 +251,7 @@ def test_lbfgs_then_levenberg_marquardt_runs_on_as_one_fit(four_free, tmp_path):
     assert whole.loss < 1e-15
     for name in ("AM.E_GPa", "AM.ced_J_m3"):
         assert whole.values[name] == pytest.approx(TRUE[name], rel=1e-6)
-
-    def interrupt(row):
-        if row["iteration"] == 5:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        fit(problem, settings, tmp_path / "parts", progress=interrupt)
-    resumed = fit(problem, settings, tmp_path / "parts", resume=True)
-    np.testing.assert_array_equal(resumed.theta, whole.theta)
-    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in history]
-    assert resumed.evaluations == whole.evaluations
+    assert_resumes_to(whole, problem, settings, tmp_path / "parts", 5)
 
 
 def test_smoothed_objective_averages_residuals_and_jacobians(four_free):
@@ -323,16 +319,7 @@ def test_levenberg_marquardt_on_smoothed_residuals_after_lbfgs(four_free, tmp_pa
     for name in ("AM.E_GPa", "AM.ced_J_m3"):
         assert whole.values[name] == pytest.approx(TRUE[name], rel=1e-6)
     assert whole.loss == pytest.approx(float(problem.loss(whole.theta)), rel=1e-12)
-
-    def interrupt(row):
-        if row["iteration"] == 6:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        fit(problem, settings, tmp_path / "parts", progress=interrupt)
-    resumed = fit(problem, settings, tmp_path / "parts", resume=True)
-    np.testing.assert_array_equal(resumed.theta, whole.theta)
-    assert [r["evaluations"] for r in resumed.history] == [r["evaluations"] for r in history]
+    assert_resumes_to(whole, problem, settings, tmp_path / "parts", 6)
 
 
 @pytest.mark.parametrize("table, message", [
