@@ -343,10 +343,10 @@ def recovery(config, values: dict) -> dict:
 
 
 def run_fit(objective, config, name: str, out: Path, print_line=print) -> dict:
-    """Fit with the optimiser ``name``: the configured one as configured (with its ``then``),
-    another one alone."""
+    """Fit with the optimiser ``name``: the configured one as configured (with its ``then`` and
+    smoothing), another one alone and unsmoothed."""
     settings = config.optimizer if name == config.optimizer.name else \
-        replace(config.optimizer, name=name, then="", then_iterations=0)
+        replace(config.optimizer, name=name, then="", then_iterations=0, smoothing_pairs=0)
     folder = out / name
     clock = time.perf_counter()
     result = fit(objective, settings, folder, progress=progress_printer(objective.parameters,
