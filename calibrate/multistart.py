@@ -10,8 +10,9 @@ transform scale (log-uniform for "log" parameters) with the seed of ``[optimizer
   padded with copies of start 0 to a multiple of the device count (the copies are dropped). A
   start whose loss turns NaN/inf is frozen at its last finite point and reported as failed; the
   others go on. One checkpoint holds the whole batch.
-* L-BFGS (its line search differs per start), ``vmap = false`` or a simulator that cannot be
-  traced (``traceable = False``): the starts run one after the other with :func:`calibrate.fit.fit`, each with its own checkpoint folder ``starts/NNN``.
+* L-BFGS (its line search differs per start), ``vmap = false``, a second optimiser (``then``),
+  smoothing (its perturbations are drawn at each start) or a simulator that cannot be traced
+  (``traceable = False``): the starts run one after the other with :func:`calibrate.fit.fit`, each with its own checkpoint folder ``starts/NNN``.
 
 The spread is the min/max/mean/standard deviation of each free parameter over the starts that
 did not fail: a wide spread among starts of equal loss is a sign of an unidentified parameter
@@ -67,7 +68,8 @@ def multistart(objective: Objective, settings: OptimizerSettings, out=None, resu
                progress=None) -> MultiStartResult:
     """Run ``settings.starts`` fits (see module docstring) and summarise them."""
     starts = start_points(objective.parameters, settings.starts, settings.seed)
-    if settings.name == "adam" and settings.vmap and objective.traceable and not settings.then:
+    if (settings.name == "adam" and settings.vmap and objective.traceable and not settings.then
+            and not settings.smoothing_pairs):
         return _batched_adam(objective, settings, starts, out, resume, progress)
     return _one_after_another(objective, settings, starts, out, resume, progress)
 
