@@ -607,7 +607,8 @@ def progress_printer(parameters, print_line=functools.partial(print, flush=True)
             extra += ("  warning: cohesion collapses the packing here: "
                       + "; ".join(row["collapsing_contacts"]))
         start = f"start {row['start']:3d}  " if "start" in row else ""
-        print_line(f"{start}iter {row['iteration']:4d}  loss {row['loss']:.6e}  |grad| "
-                   f"{row['grad_norm']:.3e}  {values}{extra}")
+        smoothed = f" (smoothed {row['smoothed_loss']:.6e})" if "smoothed_loss" in row else ""
+        print_line(f"{start}iter {row['iteration']:4d}  loss {row['loss']:.6e}{smoothed}  "
+                   f"|grad| {row['grad_norm']:.3e}  {values}{extra}")
 
     return progress

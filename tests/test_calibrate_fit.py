@@ -324,10 +324,14 @@ def test_levenberg_marquardt_on_smoothed_residuals_after_lbfgs(four_free, tmp_pa
 
 def test_multistart_smooths_each_start_on_its_own(two_free):
     """Adam with smoothing runs its starts one after the other through ``fit`` (not the
-    batched path, which has no perturbations): every history row has its smoothed loss."""
+    batched path, which has no perturbations): every history row, and every progress line,
+    has its smoothed loss."""
     settings = replace(ADAM, iterations=2, starts=2, smoothing_pairs=1, smoothing_sigma2=1e-6)
-    result = multistart(two_free, settings)
+    printed = []
+    result = multistart(two_free, settings,
+                        progress=progress_printer(two_free.parameters, printed.append))
     assert all("smoothed_loss" in row for row in result.history)
+    assert len(printed) == 4 and all("(smoothed " in line for line in printed)
     assert result.evaluations == 2 * (2 + 2 * (2 * 1 + 1) + 1)  # J, 2 rows of 2 v&g + 1 loss, end
 
 
