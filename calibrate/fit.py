@@ -91,6 +91,7 @@ SCHEDULES = ("constant", "cosine", "exponential")
 CHECKPOINT = "checkpoint.npz"
 LARGEST_DAMPING = 1e12       # Levenberg–Marquardt μ / max diag(JᵀJ) beyond which no step
                              # decreases the loss: the fit stops
+BUDGETS = ("iterations", "then_iterations")   # settings a resumed fit may change (grow)
 SMOOTHING_CAP = 0.5          # largest smoothing spread along one eigenvector of JᵀJ, in θ
 DAMPING_RUNG = 10.0          # ratio of neighbouring trial dampings (``damping_trials``)
 
@@ -440,8 +441,12 @@ def load_checkpoint(folder, template, meta: dict):
     with np.load(path) as data:
         saved = json.loads(str(data["json"]))
         leaves = [data[f"leaf_{k}"] for k in range(len(data.files) - 1)]
-    differing = sorted(k for k in set(meta) | set(saved["meta"])
-                       if k != "iterations" and meta.get(k) != saved["meta"].get(k))
+    def settings(meta):
+        return {**meta, "optimizer": {k: v for k, v in meta.get("optimizer", {}).items()
+                                      if k not in BUDGETS}}
+
+    ours, theirs = settings(meta), settings(saved["meta"])
+    differing = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
     if differing:
         raise ValueError(f"checkpoint {path} was made with other settings ({', '.join(differing)}"
                          "): resume with the same config, or start anew without --resume")
@@ -471,7 +476,7 @@ def write_history(folder, history: list):
 
 
 def problem_meta(objective: Objective, settings: OptimizerSettings, extra=None) -> dict:
-    """What a checkpoint must agree on to be resumed (``iterations`` may grow)."""
+    """What a checkpoint must agree on to be resumed (but for the budgets, ``BUDGETS``)."""
     meta = {"optimizer": asdict(settings),
             "parameters": [asdict(p) for p in objective.parameters.parameters],
             "targets": [[t.curve, len(t.x), t.weight] for t in objective.targets]}

@@ -252,6 +252,11 @@ def test_lbfgs_then_levenberg_marquardt_runs_on_as_one_fit(four_free, tmp_path):
     for name in ("AM.E_GPa", "AM.ced_J_m3"):
         assert whole.values[name] == pytest.approx(TRUE[name], rel=1e-6)
     assert_resumes_to(whole, problem, settings, tmp_path / "parts", 5)
+    # a finished fit resumed with a larger second budget goes on from where it ended
+    shorter = fit(problem, replace(settings, then_iterations=3), tmp_path / "extended")
+    extended = fit(problem, settings, tmp_path / "extended", resume=True)
+    assert len(shorter.history) == 6 and extended.history[:6] == shorter.history
+    np.testing.assert_array_equal(extended.theta, whole.theta)
 
 
 def test_smoothed_objective_averages_residuals_and_jacobians(four_free):
