@@ -36,7 +36,8 @@
     then = "levenberg-marquardt" # optional second optimiser, from the first one's last iterate
     then_iterations = 20         # its iteration budget
     smoothing_pairs = 0          # > 0: the (last) optimiser's residuals averaged over that many
-    smoothing_sigma2 = 1e-5      # antithetic pairs of draws of N(0, σ²(JᵀJ)⁻¹) (calibrate/fit.py)
+    # smoothing_sigma2 = 1e-5    # antithetic pairs of draws of N(0, σ²(JᵀJ)⁻¹) (calibrate/fit.py;
+                                 # needed with smoothing_pairs > 0)
     starts = 1                   # > 1: multi-start (calibrate/multistart.py)
     seed = 0
 

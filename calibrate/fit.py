@@ -441,6 +441,7 @@ def load_checkpoint(folder, template, meta: dict):
     with np.load(path) as data:
         saved = json.loads(str(data["json"]))
         leaves = [data[f"leaf_{k}"] for k in range(len(data.files) - 1)]
+
     def settings(meta):
         return {**meta, "optimizer": {k: v for k, v in meta.get("optimizer", {}).items()
                                       if k not in BUDGETS}}
