@@ -171,21 +171,20 @@ def main(argv=None) -> int:
 
     import twin  # noqa: F401  (float64)
     from calibrate.config import load_config
+    from calibrate.fit import fit_parts
     from calibrate.run import objective_from_config
 
     config = load_config(args.config)
     settings = config.optimizer if args.optimizer is None else \
         dataclasses.replace(config.optimizer, name=args.optimizer)
+    if settings.then == settings.name:
+        raise SystemExit(f"--config: then = {settings.then!r} repeats the first optimiser; the "
+                         "benchmark costs the parts by optimiser name")
     objective = objective_from_config(config)
     theta0 = objective.parameters.start_theta()
     print("timing a loss and the optimiser's derivative at the start (compiles both) ...",
           flush=True)
-    if settings.then == settings.name:
-        raise SystemExit(f"--config: then = {settings.then!r} repeats the first optimiser; the "
-                         "benchmark costs the parts by optimiser name")
-    parts = ([dataclasses.replace(settings, smoothing_pairs=0),      # as calibrate.fit.fit
-              dataclasses.replace(settings, name=settings.then)] if settings.then else [settings])
-    costs = {part.name: gradient_cost(objective, theta0, part) for part in parts}
+    costs = {part.name: gradient_cost(objective, theta0, part) for part in fit_parts(settings)}
     gradient = run_gradient(objective, settings)
     target = gradient["loss"] if args.target is None else args.target
     reached = [k for k, loss in enumerate(gradient["losses"]) if loss <= target]

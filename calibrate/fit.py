@@ -488,6 +488,15 @@ def problem_meta(objective: Objective, settings: OptimizerSettings, extra=None) 
 
 # --- the loop ---------------------------------------------------------------------------------
 
+def fit_parts(settings: OptimizerSettings) -> list[OptimizerSettings]:
+    """The settings of each optimiser :func:`fit` runs: the configured one, or with ``then``
+    the first one unsmoothed and the second one for ``then_iterations`` (module docstring)."""
+    if not settings.then:
+        return [settings]
+    return [replace(settings, smoothing_pairs=0),
+            replace(settings, name=settings.then, iterations=settings.then_iterations)]
+
+
 def fit(objective: Objective, settings: OptimizerSettings, out=None, resume: bool = False,
         progress=None, theta0=None) -> FitResult:
     """Minimise ``objective.loss`` from ``theta0`` (default: the configured starts).
@@ -510,11 +519,11 @@ def fit(objective: Objective, settings: OptimizerSettings, out=None, resume: boo
     Raises:
         NonFiniteLoss: the loss or gradient became NaN/inf.
     """
-    first = _fit_with(objective, replace(settings, smoothing_pairs=0) if settings.then
-                      else settings, out, out, resume, progress, theta0, earlier=[])
-    if not settings.then:
+    first_part, *then_part = fit_parts(settings)
+    first = _fit_with(objective, first_part, out, out, resume, progress, theta0, earlier=[])
+    if not then_part:
         return first
-    then = replace(settings, name=settings.then, iterations=settings.then_iterations)
+    then, = then_part
     folder = None if out is None else Path(out) / "then"
     return _fit_with(objective, then, folder, out,
                      resume and folder is not None and (folder / CHECKPOINT).is_file(), progress,
