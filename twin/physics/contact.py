@@ -9,10 +9,11 @@ the wall) to i, the relative velocity at the contact point is
 
 and the force on i is F_i = (F_n - CED·A) n + F_t; the torque on i is -c_i n × F_t.
 
-With ``fusion_boundaries`` the tangential velocity, the projected shear and the outputs are each
-computed once into memory (:mod:`twin.physics.fusion`: the same values, and with the geometry
-boundary of the caller a 1.7× faster pair phase on CPU). Worth it for the thousands of pair
-contacts, not for a wall's few.
+With ``fusion_boundaries`` the tangential velocity with the normal force, the projected shear, the
+tangential coefficients and the outputs are each computed once into memory
+(:mod:`twin.physics.fusion`: the same values up to round-off, and with the geometry boundary of
+the caller a ~2× faster pair phase on CPU). Worth it for the thousands of pair contacts, not for a
+wall's few.
 """
 
 import jax.numpy as jnp
@@ -47,10 +48,11 @@ def granular_contact(normal, overlap, relative_velocity, rotational_velocity, r_
     touching = overlap > 0.0
     positive_overlap = jnp.where(touching, overlap, 1.0)
     normal_speed = vector.dot(relative_velocity, normal)
-    tangential_velocity = boundary(relative_velocity - normal_speed[:, None] * normal
-                                   + vector.cross(normal, rotational_velocity))
     normal_force, sqrt_r_overlap = hertz_normal_force(positive_overlap, normal_speed, r_eff,
                                                       m_eff, e_star, beta)
+    tangential_velocity, normal_force, sqrt_r_overlap = boundary((
+        relative_velocity - normal_speed[:, None] * normal
+        + vector.cross(normal, rotational_velocity), normal_force, sqrt_r_overlap))
     tangential_force, new_shear = tangential_history_force(
         shear, tangential_velocity, normal, normal_force, sqrt_r_overlap, m_eff, g_star, beta,
         friction, dt, boundary)

@@ -37,10 +37,14 @@ The pair phase is bound by how XLA fuses it on CPU: a loop fusion evaluates each
 its own, so per-contact terms shared by the components of a (K, 3) result are recomputed per
 component, nested through every dot and cross product of the contact law. The pair phase therefore
 has fusion boundaries (:mod:`twin.physics.fusion`): the contact geometry, the law's tangential
-velocity, projected shear and outputs are each computed once into memory, which took it from 2.37
-to 1.36 ms per step on an Intel Xeon core (float64). Writing the law on (K,) components (structure
-of arrays) made it slower, ``lax.optimization_barrier`` is expanded before fusion on CPU, and one
-stacked gather of the pair constants or vectorising the walls changed nothing measurable.
+velocity with the normal force, the projected shear, the per-contact tangential coefficients and
+the outputs are each computed once into memory. The first boundaries took the pair phase from 2.37
+to 1.36 ms per step on an Intel Xeon core (float64); the coefficient boundary and one gather of the
+stacked pair constants then took a whole step from 1.54 to 1.26 ms on an AMD EPYC core
+(``benchmarks/RESULTS.md``). Writing the law on (K,) components (structure of arrays)
+made it slower, ``lax.optimization_barrier`` is expanded before fusion on CPU, packing a
+boundary's operands into one array made a step 40 % slower, and vectorising the walls changed
+nothing measurable.
 """
 
 from __future__ import annotations
@@ -175,8 +179,14 @@ def _cast(dtype, *arrays):
 
 
 def _pair_constants(table: PairTable, t_i, t_j):
-    return (table.e_star[t_i, t_j], table.g_star[t_i, t_j], table.beta[t_i, t_j],
-            table.friction[t_i, t_j], table.cohesion_energy_density[t_i, t_j])
+    """(E*, G*, β, μ, CED) of the type pairs (``t_i``, ``t_j``): one gather from the stacked
+    (T², 5) table (on CPU ~5 % of a pair-phase step faster than five gathers from the (T, T)
+    tables)."""
+    types = table.e_star.shape[0]
+    stacked = jnp.stack([table.e_star, table.g_star, table.beta, table.friction,
+                         table.cohesion_energy_density], axis=-1).reshape(types * types, 5)
+    constants = stacked[t_i * types + t_j]
+    return tuple(constants[:, k] for k in range(5))
 
 
 def _slot_forces(spheres: Spheres, pairs, shear, table: PairTable, box: Box, cohesion: str,

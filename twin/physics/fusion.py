@@ -11,7 +11,10 @@ CPU compiler expands it before fusion); a conditional does, since XLA never fuse
 return the operands unchanged, so the value is exactly its input whatever the predicate (taken
 from the data, so that XLA cannot fold it). On the 3945-sphere compaction (float64, one core of
 an Intel Xeon, JAX 0.10.2) boundaries at the contact geometry, the law's tangential velocity,
-projected shear and outputs cut the pair phase from 2.37 to 1.36 ms per step
+projected shear and outputs cut the pair phase from 2.37 to 1.36 ms per step; one more at the
+per-contact tangential coefficients (k_t, the Coulomb scale, the damping: before, each of the
+three components of the three law outputs recomputed them) cut a whole step on an AMD EPYC core
+from 1.54 to 1.26 ms, with the stacked pair constants of :mod:`twin.physics.dem`
 (``benchmarks/RESULTS.md``). Off CPU it is the identity without a conditional: a conditional on
 GPU reads its predicate back to the host every time it runs.
 """

@@ -36,14 +36,17 @@ def tangential_history_force(shear, tangential_velocity, normal, normal_force, s
     shear = boundary(shear - vector.dot(shear, normal)[:, None] * normal)
     k_t = 8.0 * g_star * sqrt_r_overlap
     gamma_t = -2.0 * SQRT_FIVE_SIXTHS * beta * jnp.sqrt(k_t * m_eff)
-    spring = -k_t[:, None] * shear
-    spring_magnitude = _safe_norm(spring)
+    spring_magnitude = _safe_norm(-k_t[:, None] * shear)
     friction_limit = friction * jnp.abs(normal_force)
     sliding = spring_magnitude > friction_limit
-    ratio = friction_limit / jnp.where(sliding, spring_magnitude, 1.0)
-    sliding_force = spring * ratio[:, None]
-    sticking_force = spring - gamma_t[:, None] * tangential_velocity
-    force = jnp.where(sliding[:, None], sliding_force, sticking_force)
-    slid_shear = -sliding_force / jnp.where(k_t > 0.0, k_t, 1.0)[:, None]
+    # Per-contact coefficients of F_t = scale (-k_t ξ) - damping v_tr, computed once (sliding:
+    # scale = μ|F_n| / |k_t ξ|, no damping; sticking: scale 1, damping γ_t).
+    k_t, scale, damping, sliding = boundary((
+        k_t, jnp.where(sliding, friction_limit / jnp.where(sliding, spring_magnitude, 1.0), 1.0),
+        jnp.where(sliding, 0.0, gamma_t), sliding.astype(k_t.dtype)))
+    sliding = sliding > 0.0
+    spring = -k_t[:, None] * shear
+    force = scale[:, None] * spring - damping[:, None] * tangential_velocity
+    slid_shear = -force / jnp.where(k_t > 0.0, k_t, 1.0)[:, None]
     shear = jnp.where(sliding[:, None], slid_shear, shear)
     return force, shear
