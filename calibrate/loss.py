@@ -89,14 +89,13 @@ class Objective:
         self.residual_count = sum(len(target.x) for target in self.targets)
         self.jit = jax.jit if self.traceable else (lambda function: function)
         self.perturbations = None       # (K, n_free) of a smoothed objective (smoothed)
-        self.unsmoothed = self
         self.loss_jit = self.jit(self.loss)
         self.compiled_steps = {}        # optimiser steps by settings (calibrate.fit)
 
     def smoothed(self, perturbations) -> Objective:
         """This problem with residuals averaged over ``perturbations`` (K × n_free, in θ) of
-        the parameters (module docstring); its ``unsmoothed`` is this objective. Every residual
-        costs K simulations (``samples``)."""
+        the parameters (module docstring), a copy: this objective stays unsmoothed. Every
+        residual costs K simulations (``samples``)."""
         perturbations = jnp.asarray(perturbations, dtype=float)
         count = len(self.parameters.free_names)
         if perturbations.ndim != 2 or perturbations.shape[1] != count or not len(perturbations):
@@ -104,7 +103,6 @@ class Objective:
                              f"must be (K >= 1, {count}), one column per free parameter")
         smooth = copy.copy(self)
         smooth.perturbations = perturbations
-        smooth.unsmoothed = self
         smooth.loss_jit = smooth.jit(smooth.loss)
         smooth.compiled_steps = {}
         return smooth

@@ -268,7 +268,7 @@ def test_smoothed_objective_averages_residuals_and_jacobians(four_free):
     half = np.random.default_rng(3).normal(scale=0.05, size=(2, len(theta)))
     perturbations = np.concatenate([half, -half])
     smooth = problem.smoothed(perturbations)
-    assert smooth.samples == 4 and problem.samples == 1 and smooth.unsmoothed is problem
+    assert smooth.samples == 4 and problem.samples == 1 and problem.perturbations is None
     plain = [problem.jacobian(theta + z) for z in perturbations]
     r, jacobian = smooth.jacobian(theta)
     np.testing.assert_allclose(r, np.mean([p[0] for p in plain], axis=0), rtol=1e-12)

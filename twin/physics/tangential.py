@@ -30,8 +30,10 @@ def _safe_norm(vectors):
 
 def tangential_history_force(shear, tangential_velocity, normal, normal_force, sqrt_r_overlap,
                              m_eff, g_star, beta, friction, dt, boundary=lambda tree: tree):
-    """Return (F_t (K,3), updated shear history (K,3)) for touching contacts. ``boundary`` is
-    applied to the projected shear (:func:`twin.physics.fusion.materialize` or the identity)."""
+    """Return (F_t (K,3), updated shear history (K,3)) for touching contacts. ``boundary``
+    (:func:`twin.physics.fusion.materialize` or the identity) is applied to the projected shear
+    and to the per-contact coefficients k_t, Coulomb scale, damping and sliding flag (a float:
+    the boundary passes floating-point values)."""
     shear = shear + tangential_velocity * dt
     shear = boundary(shear - vector.dot(shear, normal)[:, None] * normal)
     k_t = 8.0 * g_star * sqrt_r_overlap
