@@ -32,8 +32,7 @@ def tangential_history_force(shear, tangential_velocity, normal, normal_force, s
                              m_eff, g_star, beta, friction, dt, boundary=lambda tree: tree):
     """Return (F_t (K,3), updated shear history (K,3)) for touching contacts. ``boundary``
     (:func:`twin.physics.fusion.materialize` or the identity) is applied to the projected shear
-    and to the per-contact coefficients k_t, Coulomb scale, damping and sliding flag (a float:
-    the boundary passes floating-point values)."""
+    and to the per-contact coefficients k_t, Coulomb scale and damping."""
     shear = shear + tangential_velocity * dt
     shear = boundary(shear - vector.dot(shear, normal)[:, None] * normal)
     k_t = 8.0 * g_star * sqrt_r_overlap
@@ -42,13 +41,11 @@ def tangential_history_force(shear, tangential_velocity, normal, normal_force, s
     friction_limit = friction * jnp.abs(normal_force)
     sliding = spring_magnitude > friction_limit
     # Per-contact coefficients of F_t = scale (-k_t ξ) - damping v_tr, computed once (sliding:
-    # scale = μ|F_n| / |k_t ξ|, no damping; sticking: scale 1, damping γ_t).
-    k_t, scale, damping, sliding = boundary((
+    # scale = μ|F_n| / |k_t ξ|, no damping; sticking: scale 1, damping γ_t). The new history
+    # -F_t / k_t of a sliding contact is then scale ξ, and ξ (= 1 ξ) of a sticking one.
+    k_t, scale, damping = boundary((
         k_t, jnp.where(sliding, friction_limit / jnp.where(sliding, spring_magnitude, 1.0), 1.0),
-        jnp.where(sliding, 0.0, gamma_t), sliding.astype(k_t.dtype)))
-    sliding = sliding > 0.0
-    spring = -k_t[:, None] * shear
-    force = scale[:, None] * spring - damping[:, None] * tangential_velocity
-    slid_shear = -force / jnp.where(k_t > 0.0, k_t, 1.0)[:, None]
-    shear = jnp.where(sliding[:, None], slid_shear, shear)
+        jnp.where(sliding, 0.0, gamma_t)))
+    force = scale[:, None] * (-k_t[:, None] * shear) - damping[:, None] * tangential_velocity
+    shear = scale[:, None] * shear
     return force, shear
